@@ -1,0 +1,1 @@
+// Placeholder: filled in by the foundation issue's crypto work.
