@@ -63,6 +63,11 @@ CERTPLANE_SSL_DELETER(AUTHORITY_INFO_ACCESS, AUTHORITY_INFO_ACCESS_free);
 CERTPLANE_SSL_DELETER(CRL_DIST_POINTS, CRL_DIST_POINTS_free);
 CERTPLANE_SSL_DELETER(CERTIFICATEPOLICIES, CERTIFICATEPOLICIES_free);
 CERTPLANE_SSL_DELETER(EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free);
+CERTPLANE_SSL_DELETER(DIST_POINT, DIST_POINT_free);
+CERTPLANE_SSL_DELETER(ACCESS_DESCRIPTION, ACCESS_DESCRIPTION_free);
+CERTPLANE_SSL_DELETER(POLICYINFO, POLICYINFO_free);
+CERTPLANE_SSL_DELETER(POLICYQUALINFO, POLICYQUALINFO_free);
+CERTPLANE_SSL_DELETER(X509_ALGOR, X509_ALGOR_free);
 
 #undef CERTPLANE_SSL_DELETER
 
@@ -76,6 +81,15 @@ struct X509StackDeleter {
   }
 };
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackDeleter>;
+
+// STACK_OF(X509_EXTENSION) that frees its extensions too.
+struct X509ExtensionStackDeleter {
+  void operator()(STACK_OF(X509_EXTENSION) * stack) const {
+    sk_X509_EXTENSION_pop_free(stack, X509_EXTENSION_free);
+  }
+};
+using X509ExtensionStackPtr =
+    std::unique_ptr<STACK_OF(X509_EXTENSION), X509ExtensionStackDeleter>;
 
 // Builds a status with `code` whose message names the failed call (`what`,
 // for example "EVP_PKEY_keygen") followed by the library's reasons, and
