@@ -48,5 +48,5 @@ run_tree boringssl build-boringssl -DCERTPLANE_CRYPTO_BACKEND=boringssl
 run_tree fuzz build-fuzz -DCERTPLANE_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 
 echo
-echo "All trees: $total_passed passed, $total_failed failed"
+echo "Total: $total_passed passed, $total_failed failed"
 exit $status
