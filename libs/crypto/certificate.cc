@@ -1,9 +1,15 @@
 #include "libs/crypto/certificate.h"
 
+#include <arpa/inet.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "libs/crypto/internal/ssl_util.h"
 
 namespace certplane::crypto {
@@ -11,6 +17,91 @@ namespace certplane::crypto {
 using internal::SslError;
 using internal::SslInternal;
 using internal::SslPtr;
+
+namespace {
+
+absl::Status RejectExplicitCurve(X509* x509) {
+  X509_PUBKEY* spki = X509_get_X509_PUBKEY(x509);
+  ASN1_OBJECT* algorithm_oid = nullptr;
+  X509_ALGOR* algorithm = nullptr;
+  if (spki == nullptr || !X509_PUBKEY_get0_param(&algorithm_oid, nullptr,
+                                                 nullptr, &algorithm, spki)) {
+    return SslError(absl::StatusCode::kInvalidArgument,
+                    "certificate has no readable public key "
+                    "(X509_PUBKEY_get0_param)");
+  }
+  if (OBJ_obj2nid(algorithm_oid) != NID_X9_62_id_ecPublicKey) {
+    return absl::OkStatus();
+  }
+  int parameter_type = V_ASN1_UNDEF;
+  const void* parameter = nullptr;
+  X509_ALGOR_get0(nullptr, &parameter_type, &parameter, algorithm);
+  if (parameter_type != V_ASN1_OBJECT) {
+    return absl::InvalidArgumentError(
+        "explicit EC curve parameters are not supported; use a named curve");
+  }
+  return absl::OkStatus();
+}
+
+// Lowercase, without one trailing dot.
+std::string NormalizeDnsName(absl::string_view name) {
+  if (absl::EndsWith(name, ".")) name.remove_suffix(1);
+  return absl::AsciiStrToLower(name);
+}
+
+// The 4 or 16 bytes of an IP address in text form ("[::1]" accepted).
+std::optional<std::string> IpAddressBytes(absl::string_view text) {
+  if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
+    text = text.substr(1, text.size() - 2);
+  }
+  std::string copy(text);
+  unsigned char bytes[16];
+  if (inet_pton(AF_INET, copy.c_str(), bytes) == 1) {
+    return std::string(reinterpret_cast<char*>(bytes), 4);
+  }
+  if (inet_pton(AF_INET6, copy.c_str(), bytes) == 1) {
+    return std::string(reinterpret_cast<char*>(bytes), 16);
+  }
+  return std::nullopt;
+}
+
+// A host name certplane would look up: non-empty labels, no wildcard.
+bool IsPlausibleHost(absl::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  size_t label = 0;
+  for (char c : host) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+    } else if (c == '*' || c == ' ' || c == '\0' || c == '/') {
+      return false;
+    } else {
+      ++label;
+    }
+  }
+  return label > 0;
+}
+
+// `host` is normalized and plausible.
+bool MatchesDnsPattern(absl::string_view raw_pattern, absl::string_view host) {
+  std::string pattern = NormalizeDnsName(raw_pattern);
+  if (pattern.empty()) return false;
+  size_t star = pattern.find('*');
+  if (star == std::string::npos) return pattern == host;
+  // Only "*." as the whole left-most label, nothing else wild, and at least
+  // two labels after it.
+  if (star != 0 || pattern.size() < 2 || pattern[1] != '.') return false;
+  absl::string_view rest = absl::string_view(pattern).substr(2);
+  if (rest.find('*') != absl::string_view::npos ||
+      rest.find('.') == absl::string_view::npos || rest.front() == '.') {
+    return false;
+  }
+  size_t dot = host.find('.');
+  if (dot == absl::string_view::npos || dot == 0) return false;
+  return host.substr(dot + 1) == rest;
+}
+
+}  // namespace
 
 absl::StatusOr<Certificate> Certificate::FromDer(absl::string_view der) {
   if (der.empty()) return absl::InvalidArgumentError("empty certificate");
@@ -43,18 +134,31 @@ absl::StatusOr<Certificate> Certificate::Adopt(X509Handle x509) {
   uint8_t* der = nullptr;
   int length = i2d_X509(x509.get(), &der);
   if (length <= 0) return SslInternal("i2d_X509");
-  std::string encoded(reinterpret_cast<char*>(der), static_cast<size_t>(length));
+  std::string encoded(reinterpret_cast<char*>(der),
+                      static_cast<size_t>(length));
   OPENSSL_free(der);
-  // The public key must be usable for anything certplane does with it.
-  EvpPkeyHandle key(X509_get_pubkey(x509.get()));
-  if (key == nullptr) {
-    return SslError(absl::StatusCode::kInvalidArgument,
-                    "certificate public key is unreadable (X509_get_pubkey)");
+  // Explicit EC parameters are refused before the key is decoded, so hostile
+  // parameters (CVE-2022-0778) never reach the library's curve code.
+  if (absl::Status status = RejectExplicitCurve(x509.get()); !status.ok()) {
+    return status;
   }
-  return Certificate(std::move(x509), std::move(encoded));
+  // Parse checks that the public key is usable for anything certplane does
+  // with it.
+  auto info = Parse(x509.get(), encoded);
+  if (!info.ok()) return info.status();
+  return Certificate(std::move(x509), std::move(encoded),
+                     std::make_shared<const CertificateInfo>(*std::move(info)));
 }
 
-Certificate::Certificate(const Certificate& other) : der_(other.der_) {
+absl::StatusOr<CertificateInfo> Certificate::Describe() const {
+  if (info_ == nullptr) {
+    return absl::FailedPreconditionError("certificate was moved from");
+  }
+  return *info_;
+}
+
+Certificate::Certificate(const Certificate& other)
+    : der_(other.der_), info_(other.info_) {
   X509_up_ref(other.x509_.get());
   x509_.reset(other.x509_.get());
 }
@@ -64,6 +168,7 @@ Certificate& Certificate::operator=(const Certificate& other) {
     X509_up_ref(other.x509_.get());
     x509_.reset(other.x509_.get());
     der_ = other.der_;
+    info_ = other.info_;
   }
   return *this;
 }
@@ -90,6 +195,36 @@ std::string Certificate::Sha256Fingerprint() const {
 absl::Status Certificate::CheckKeyMatches(const PrivateKey& key) const {
   if (public_key() == key.public_key()) return absl::OkStatus();
   return absl::InvalidArgumentError("private key does not match certificate");
+}
+
+bool Certificate::MatchesHostname(absl::string_view host) const {
+  if (info_ == nullptr || host.empty()) return false;
+  const CertificateInfo& info = *info_;
+  if (std::optional<std::string> ip = IpAddressBytes(host)) {
+    for (const SubjectAltName& san : info.sans) {
+      if (san.type == SanType::kIp && IpAddressBytes(san.value) == ip) {
+        return true;
+      }
+    }
+    return false;
+  }
+  std::string name = NormalizeDnsName(host);
+  if (!IsPlausibleHost(name)) return false;
+  if (!info.sans.empty()) {
+    for (const SubjectAltName& san : info.sans) {
+      if (san.type == SanType::kDns && MatchesDnsPattern(san.value, name)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  // No SANs at all: the most specific (last) CN, as RFC 6125 allows.
+  std::string common_name;
+  for (const NameAttribute& attribute : info.subject.attributes) {
+    if (attribute.type == "CN") common_name = attribute.value;
+  }
+  return !common_name.empty() && !IpAddressBytes(common_name).has_value() &&
+         MatchesDnsPattern(common_name, name);
 }
 
 bool Certificate::IsIssuedBy(const Certificate& issuer) const {

@@ -7,6 +7,7 @@
 #define CERTPLANE_LIBS_CRYPTO_CERTIFICATE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,19 +55,20 @@ struct CertificatePolicy {
 
 // Everything certplane shows about a certificate.
 struct CertificateInfo {
-  int version = 0;                 // 1..3 (X.509 version, not the raw field).
-  std::string serial_hex;          // Lowercase hex, no leading zeros.
+  int version = 0;         // 1..3 (X.509 version, not the raw field).
+  std::string serial_hex;  // Lowercase hex, no leading zeros.
   DistinguishedName subject;
   DistinguishedName issuer;
   absl::Time not_before;
   absl::Time not_after;
   std::vector<SubjectAltName> sans;
   KeyInfo key;
-  std::string signature_algorithm;  // "sha256WithRSAEncryption", "ecdsa-with-SHA256", "ED25519", ...
+  std::string signature_algorithm;  // "sha256WithRSAEncryption",
+                                    // "ecdsa-with-SHA256", "ED25519", ...
   // Basic constraints.
   bool has_basic_constraints = false;
   bool is_ca = false;
-  int path_length = -1;             // -1: no limit / absent.
+  int path_length = -1;  // -1: no limit / absent.
   // Key usage names ("digitalSignature", "keyEncipherment", "keyCertSign",
   // "cRLSign", ...) and extended key usage (short names like "serverAuth",
   // "clientAuth", or dotted OIDs).
@@ -78,12 +80,12 @@ struct CertificateInfo {
   std::vector<std::string> ca_issuer_urls;
   std::vector<std::string> crl_distribution_points;
   std::vector<CertificatePolicy> policies;
-  int sct_count = 0;                // Embedded SCTs (RFC 6962).
+  int sct_count = 0;  // Embedded SCTs (RFC 6962).
   std::string sha1_fingerprint_hex;
   std::string sha256_fingerprint_hex;
   std::string spki_sha256_hex;
-  bool self_signed = false;         // Subject == issuer and the signature
-                                    // verifies with its own key.
+  bool self_signed = false;  // Subject == issuer and the signature
+                             // verifies with its own key.
 };
 
 class Certificate {
@@ -103,8 +105,13 @@ class Certificate {
   const std::string& der() const { return der_; }
   std::string ToPem() const;
 
-  // The complete description (parsing is done once, at creation).
+  // The complete description (parsing is done once, at creation, so this
+  // never fails for a Certificate that exists; the StatusOr is kept so
+  // callers need not change if parsing ever becomes lazy).
   absl::StatusOr<CertificateInfo> Describe() const;
+  // The same description by reference, for libs/crypto internals and callers
+  // that only read a field or two.
+  const CertificateInfo& info() const { return *info_; }
 
   PublicKey public_key() const;
   std::string Sha256Fingerprint() const;  // Raw 32 bytes over the DER.
@@ -112,6 +119,11 @@ class Certificate {
   // RFC 6125 (as profiled by the CA/B Forum): DNS SANs only when any SAN is
   // present, a wildcard only as the whole left-most label, case-insensitive;
   // IP addresses match IP SANs only. CN is used only when there are no SANs.
+  // Details: one trailing dot on the host or the name is ignored; "*" matches
+  // exactly one non-empty label and only when at least two labels follow it
+  // ("*.example.com", never "*.com", "f*.example.com" or "a.*.example.com");
+  // IPv6 hosts may be given with or without brackets; an empty or malformed
+  // host matches nothing.
   bool MatchesHostname(absl::string_view host) const;
 
   // OK when `key` is the private half of this certificate's public key;
@@ -122,17 +134,24 @@ class Certificate {
   // verifies this certificate's signature.
   bool IsIssuedBy(const Certificate& issuer) const;
 
-  // For libs/crypto internals.
+  // For libs/crypto internals. Adopt refuses (INVALID_ARGUMENT) certificates
+  // whose public key is unreadable or uses explicit EC curve parameters, and
+  // certificates that cannot be described.
   x509_st* native() const { return x509_.get(); }
   static absl::StatusOr<Certificate> Adopt(X509Handle x509);
 
   bool operator==(const Certificate& other) const { return der_ == other.der_; }
 
  private:
-  Certificate(X509Handle x509, std::string der)
-      : x509_(std::move(x509)), der_(std::move(der)) {}
+  Certificate(X509Handle x509, std::string der,
+              std::shared_ptr<const CertificateInfo> info)
+      : x509_(std::move(x509)), der_(std::move(der)), info_(std::move(info)) {}
+  // Builds the description (x509_describe.cc).
+  static absl::StatusOr<CertificateInfo> Parse(x509_st* x509,
+                                               absl::string_view der);
   X509Handle x509_;
   std::string der_;
+  std::shared_ptr<const CertificateInfo> info_;
 };
 
 }  // namespace certplane::crypto
