@@ -1,0 +1,354 @@
+#include "libs/db/database.h"
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "libs/db/internal/errors.h"
+#include "libs/db/internal/url.h"
+
+namespace certplane::db {
+namespace {
+
+using internal::ClassifyCurrentException;
+using internal::DbError;
+
+bool IsValidServiceName(absl::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!absl::ascii_islower(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (!absl::ascii_islower(u) && !absl::ascii_isdigit(u) && c != '_') {
+      return false;
+    }
+  }
+  return true;
+}
+
+PGconn* PostgresHandle(soci::session& session) {
+  return static_cast<soci::postgresql_session_backend*>(session.get_backend())
+      ->conn_;
+}
+
+::sqlite_api::sqlite3* SqliteHandle(soci::session& session) {
+  return static_cast<soci::sqlite3_session_backend*>(session.get_backend())
+      ->conn_;
+}
+
+void SqliteExec(soci::session& session, const std::string& sql) {
+  char* error = nullptr;
+  int rc = ::sqlite_api::sqlite3_exec(SqliteHandle(session), sql.c_str(),
+                                      nullptr, nullptr, &error);
+  if (rc != SQLITE_OK) {
+    std::string message = error != nullptr ? error : "unknown SQLite error";
+    ::sqlite_api::sqlite3_free(error);
+    throw soci::sqlite3_soci_error(message, rc);
+  }
+}
+
+void PostgresExec(soci::session& session, const std::string& sql) {
+  PGconn* conn = PostgresHandle(session);
+  PGresult* result = PQexec(conn, sql.c_str());
+  ExecStatusType status =
+      result != nullptr ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ||
+      status == PGRES_EMPTY_QUERY) {
+    PQclear(result);
+    return;
+  }
+  std::string message =
+      result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn);
+  const char* state = result != nullptr
+                          ? PQresultErrorField(result, PG_DIAG_SQLSTATE)
+                          : nullptr;
+  // The exception copies the SQLSTATE (5 chars) before the result is freed.
+  char state_copy[6] = "08006";  // connection_failure when unknown
+  if (state != nullptr) {
+    for (int i = 0; i < 5 && state[i] != '\0'; ++i) state_copy[i] = state[i];
+  } else if (PQstatus(conn) == CONNECTION_OK) {
+    std::string("XX000").copy(state_copy, 5);
+  }
+  PQclear(result);
+  throw soci::postgresql_soci_error(message, state_copy);
+}
+
+}  // namespace
+
+absl::string_view DialectName(Dialect dialect) {
+  return dialect == Dialect::kPostgres ? "PostgreSQL" : "SQLite";
+}
+
+void Database::ExecuteScript(soci::session& session, const std::string& sql) {
+  if (session.get_backend_name() == "postgresql") {
+    PostgresExec(session, sql);
+  } else {
+    SqliteExec(session, sql);
+  }
+}
+
+// A bounded set of sessions. Slots are opened lazily and reopened after a
+// connection failure. Guarded by mu_; opening happens outside the lock.
+class Database::Pool {
+ public:
+  Pool(Database& db, int size) : db_(db), slots_(size) {}
+
+  struct Lease {
+    int index;
+    soci::session* session;
+  };
+
+  absl::StatusOr<Lease> Acquire(absl::Duration timeout) {
+    int index = -1;
+    {
+      absl::MutexLock lock(&mu_);
+      auto has_free = [this]() {
+        mu_.AssertHeld();
+        for (const Slot& s : slots_)
+          if (!s.in_use) return true;
+        return false;
+      };
+      // LockWhenWithTimeout-style wait on an already held lock.
+      if (!mu_.AwaitWithTimeout(absl::Condition(&has_free), timeout)) {
+        return absl::UnavailableError(absl::StrCat(
+            "all ", slots_.size(), " sessions to ", db_.redacted_url_,
+            " stayed busy for ", absl::FormatDuration(timeout),
+            "; raise the pool size or shorten transactions"));
+      }
+      for (size_t i = 0; i < slots_.size(); ++i) {
+        if (!slots_[i].in_use) {
+          slots_[i].in_use = true;
+          index = static_cast<int>(i);
+          break;
+        }
+      }
+    }
+    Slot& slot = slots_[index];  // owned by this lease now
+    if (slot.session != nullptr && !Healthy(*slot.session)) {
+      slot.session.reset();
+    }
+    if (slot.session == nullptr) {
+      absl::StatusOr<std::unique_ptr<soci::session>> opened = db_.OpenSession();
+      if (!opened.ok()) {
+        Release(index, /*broken=*/false);
+        return opened.status();
+      }
+      slot.session = *std::move(opened);
+    }
+    return Lease{index, slot.session.get()};
+  }
+
+  void Release(int index, bool broken) {
+    absl::MutexLock lock(&mu_);
+    if (broken) slots_[index].session.reset();
+    slots_[index].in_use = false;
+  }
+
+ private:
+  struct Slot {
+    std::unique_ptr<soci::session> session;
+    bool in_use = false;
+  };
+
+  bool Healthy(soci::session& session) {
+    if (db_.dialect_ != Dialect::kPostgres) return true;
+    return PQstatus(PostgresHandle(session)) == CONNECTION_OK;
+  }
+
+  Database& db_;
+  absl::Mutex mu_;
+  std::vector<Slot> slots_;
+};
+
+Database::Database(Dialect dialect, std::string url, std::string redacted_url,
+                   DatabaseOptions options)
+    : dialect_(dialect),
+      url_(std::move(url)),
+      redacted_url_(std::move(redacted_url)),
+      options_(std::move(options)) {}
+
+Database::~Database() = default;
+
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(
+    absl::string_view url, DatabaseOptions options) {
+  absl::StatusOr<internal::ParsedUrl> parsed = internal::ParseDatabaseUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  if (!IsValidServiceName(options.service)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "service name \"", options.service,
+        "\" is not a valid schema name: use 1-63 lowercase letters, digits "
+        "and '_', starting with a letter"));
+  }
+  if (options.pool_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "database pool_size must be at least 1, got ", options.pool_size));
+  }
+  if (options.max_retries < 0) options.max_retries = 0;
+  if (parsed->dialect == Dialect::kSqlite && parsed->target == ":memory:") {
+    options.pool_size = 1;
+  }
+  int pool_size = options.pool_size;
+  std::unique_ptr<Database> db(new Database(
+      parsed->dialect, parsed->target, parsed->redacted, std::move(options)));
+  db->pool_ = std::make_unique<Pool>(*db, pool_size);
+  if (absl::Status s = db->Initialize(); !s.ok()) return s;
+  return db;
+}
+
+absl::StatusOr<std::unique_ptr<soci::session>> Database::OpenSession() {
+  auto session = std::make_unique<soci::session>();
+  try {
+    if (dialect_ == Dialect::kPostgres) {
+      session->open(soci::postgresql, url_);
+      // The schema exists (Initialize creates it before any other session
+      // is used); quoting keeps the validated name literal.
+      PostgresExec(*session, absl::StrCat("SET search_path TO \"",
+                                          options_.service, "\""));
+    } else {
+      session->open(soci::sqlite3, absl::StrCat("db=", url_));
+      int64_t busy_ms = absl::ToInt64Milliseconds(options_.sqlite_busy_timeout);
+      SqliteExec(*session, absl::StrCat("PRAGMA busy_timeout = ", busy_ms,
+                                        "; PRAGMA foreign_keys = ON;"));
+      // WAL lets readers run beside the single writer. Switching the
+      // journal mode takes a lock, so it waits under the busy timeout.
+      SqliteExec(*session,
+                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    }
+  } catch (...) {
+    DbError error = ClassifyCurrentException(absl::StrCat(
+        "cannot open ", DialectName(dialect_), " database ", redacted_url_));
+    // Failing to open is always a reachability problem for the caller.
+    if (error.status.code() == absl::StatusCode::kInternal) {
+      return absl::UnavailableError(error.status.message());
+    }
+    return error.status;
+  }
+  return session;
+}
+
+absl::Status Database::Initialize() {
+  if (dialect_ == Dialect::kSqlite) {
+    // Opening one session proves the file can be opened and sets WAL mode.
+    return Transact([](soci::session&) { return absl::OkStatus(); },
+                    TxMode::kReadOnly);
+  }
+  // CREATE SCHEMA IF NOT EXISTS races between replicas starting together
+  // (both see it missing, one fails with a unique violation), so creation
+  // runs under an advisory lock. The search_path set on every session names
+  // a schema that may not exist yet; PostgreSQL accepts that.
+  return Transact([this](soci::session& sql) {
+    PostgresExec(
+        sql,
+        absl::StrCat("SELECT pg_advisory_xact_lock(hashtext('certplane "
+                     "schema ",
+                     options_.service, "')); CREATE SCHEMA IF NOT EXISTS \"",
+                     options_.service, "\""));
+    return absl::OkStatus();
+  });
+}
+
+absl::string_view Database::ClaimLockClause() const {
+  return dialect_ == Dialect::kPostgres ? " FOR UPDATE SKIP LOCKED" : "";
+}
+
+absl::Status Database::Transact(TxFn fn, TxMode mode) {
+  absl::Duration backoff = options_.retry_backoff;
+  absl::BitGen rng;
+  for (int attempt = 0;; ++attempt) {
+    bool retryable = false;
+    absl::Status status = TransactOnce(fn, mode, retryable);
+    if (status.ok() || !retryable || attempt >= options_.max_retries) {
+      return status;
+    }
+    absl::SleepFor(backoff * absl::Uniform(rng, 0.5, 1.5));
+    backoff *= 2;
+  }
+}
+
+absl::Status Database::TransactOnce(TxFn fn, TxMode mode, bool& retryable) {
+  retryable = false;
+  absl::StatusOr<Pool::Lease> lease = pool_->Acquire(options_.acquire_timeout);
+  if (!lease.ok()) return lease.status();
+  soci::session& session = *lease->session;
+  bool broken = false;
+
+  const char* begin_sql = nullptr;
+  if (dialect_ == Dialect::kPostgres) {
+    begin_sql = mode == TxMode::kReadOnly ? "BEGIN READ ONLY" : "BEGIN";
+  } else {
+    begin_sql = mode == TxMode::kReadOnly ? "BEGIN" : "BEGIN IMMEDIATE";
+  }
+  try {
+    ExecuteScript(session, begin_sql);
+  } catch (...) {
+    DbError error = ClassifyCurrentException("begin transaction");
+    pool_->Release(lease->index, error.connection_lost);
+    // Nothing ran yet, so a lost connection is safe to retry on a new one.
+    retryable = error.retryable || error.connection_lost;
+    return error.status;
+  }
+
+  absl::Status status;
+  DbError error;
+  bool failed_by_exception = false;
+  try {
+    status = fn(session);
+  } catch (...) {
+    error = ClassifyCurrentException("");
+    status = error.status;
+    failed_by_exception = true;
+  }
+  bool commit_sent = false;
+  if (status.ok()) {
+    try {
+      commit_sent = true;
+      ExecuteScript(session, "COMMIT");
+      pool_->Release(lease->index, false);
+      return absl::OkStatus();
+    } catch (...) {
+      error = ClassifyCurrentException("commit");
+      status = error.status;
+      failed_by_exception = true;
+    }
+  }
+  if (failed_by_exception) {
+    broken = error.connection_lost;
+    retryable = error.retryable;
+    if (dialect_ == Dialect::kPostgres &&
+        PQstatus(PostgresHandle(session)) != CONNECTION_OK) {
+      // libpq reports a dropped connection without a SQLSTATE.
+      broken = true;
+      status = absl::UnavailableError(absl::StrCat(
+          "lost connection to ", redacted_url_, ": ", status.message()));
+    }
+    // The server discards an uncommitted transaction when the connection
+    // drops, so running it again is safe unless COMMIT itself was sent.
+    if (broken && !commit_sent) retryable = true;
+  }
+  if (!broken) {
+    try {
+      ExecuteScript(session, "ROLLBACK");
+    } catch (...) {
+      // A session whose rollback fails is in an unknown state: drop it.
+      broken = true;
+    }
+  }
+  pool_->Release(lease->index, broken);
+  return status;
+}
+
+}  // namespace certplane::db

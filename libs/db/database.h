@@ -1,0 +1,160 @@
+// Database access for certplane services: SOCI sessions over PostgreSQL
+// (libpq) or SQLite, opened from a URL, held in a bounded pool, and used only
+// through transactions whose failures come back as absl::Status.
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<Database> db,
+//                    Database::Open("postgresql://svc@db:5432/certplane",
+//                               {.service = "inventory"}));
+//   absl::Status s = db->Transact([&](soci::session& sql) -> absl::Status {
+//     sql << "INSERT INTO hosts(name) VALUES (:n)", soci::use(name);
+//     return absl::OkStatus();
+//   });
+//
+// URLs:
+//   postgresql://user[:password]@host[:port]/dbname[?param=value...]
+//       (also postgres://; handed to libpq unchanged, so every libpq URI
+//       parameter works, e.g. ?host=/unix/socket/dir&sslmode=require)
+//   sqlite:///absolute/path/file.db, sqlite://relative/path.db,
+//   sqlite::memory:
+//
+// Per-service isolation: on PostgreSQL, Open() creates the schema named by
+// DatabaseOptions::service (if missing) and every pooled session's
+// search_path is set to it, so unqualified table names refer to the
+// service's own tables. On SQLite the service owns the whole file.
+//
+// SQLite sessions run in WAL mode with foreign keys on and a busy timeout.
+// Write transactions begin with BEGIN IMMEDIATE, so concurrent writers queue
+// on the database lock instead of deadlocking on lock upgrade.
+// A sqlite::memory: database exists only inside one connection, so its pool
+// always has exactly one session.
+//
+// Errors: SOCI and standard exceptions never escape this library. They are
+// mapped to the most specific canonical code:
+//   unique violation (SQLSTATE 23505, SQLite UNIQUE)       -> ALREADY_EXISTS
+//   foreign key violation (23503, SQLite FOREIGN KEY)       ->
+//   FAILED_PRECONDITION serialization failure / deadlock (40001, 40P01) ->
+//   ABORTED (retried) connection failures, SQLite busy/locked, pool exhausted
+//   -> UNAVAILABLE anything else                                            ->
+//   INTERNAL
+// Messages never contain the password from the URL.
+//
+// Thread safety: Database is thread-safe; Transact() may be called from many
+// threads at once, each call gets its own pooled session. A soci::session
+// handed to a callback must not be kept or used after the callback returns.
+#ifndef CERTPLANE_LIBS_DB_DATABASE_H_
+#define CERTPLANE_LIBS_DB_DATABASE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace soci {
+class session;
+}  // namespace soci
+
+namespace certplane::db {
+
+// The SQL dialect behind a Database, for the few places where SQL differs.
+enum class Dialect { kPostgres, kSqlite };
+
+absl::string_view DialectName(Dialect dialect);
+
+// Whether a transaction writes. On SQLite a write transaction takes the
+// database's write lock up front (BEGIN IMMEDIATE); a read-only one does not.
+// On PostgreSQL a read-only transaction is BEGIN READ ONLY, so a write inside
+// it fails with INTERNAL ("read-only transaction").
+enum class TxMode { kReadWrite, kReadOnly };
+
+struct DatabaseOptions {
+  // The owning service, e.g. "inventory": the PostgreSQL schema name.
+  // Lowercase letters, digits and '_', starting with a letter, at most 63
+  // characters. Required.
+  std::string service;
+  // Maximum number of open sessions (forced to 1 for sqlite::memory:).
+  int pool_size = 4;
+  // How long Transact() waits for a free session before UNAVAILABLE.
+  absl::Duration acquire_timeout = absl::Seconds(10);
+  // How long a SQLite statement waits on another connection's lock.
+  absl::Duration sqlite_busy_timeout = absl::Seconds(10);
+  // How many times Transact() re-runs a transaction that failed with a
+  // serialization failure, a deadlock, a busy SQLite database, or a broken
+  // connection before any work was done. 0 disables retries.
+  int max_retries = 4;
+  // First backoff before a retry; doubles each attempt, with jitter.
+  absl::Duration retry_backoff = absl::Milliseconds(20);
+};
+
+// A transaction body. It runs inside BEGIN ... COMMIT on a pooled session;
+// returning a non-OK status or throwing rolls the transaction back and
+// Transact() returns that status (exceptions converted as above). The body
+// may run more than once when Transact() retries, so it must not have side
+// effects outside the database that would be wrong to repeat.
+using TxFn = absl::FunctionRef<absl::Status(soci::session&)>;
+
+class Database {
+ public:
+  // Opens a database from a URL (see above) and checks that it is reachable.
+  // INVALID_ARGUMENT for a malformed URL, unknown scheme or bad service name;
+  // UNAVAILABLE when the database cannot be reached or opened.
+  static absl::StatusOr<std::unique_ptr<Database>> Open(
+      absl::string_view url, DatabaseOptions options);
+
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+  ~Database();
+
+  Dialect dialect() const { return dialect_; }
+  // The service's schema name (DatabaseOptions::service).
+  const std::string& service() const { return options_.service; }
+  // The URL with any password replaced by "***", safe for logs.
+  const std::string& redacted_url() const { return redacted_url_; }
+
+  // Runs fn in one transaction; see TxFn. Returns OK only after COMMIT
+  // succeeded. Must not be called from inside another Transact() callback on
+  // the same Database (it would wait for a second session).
+  absl::Status Transact(TxFn fn, TxMode mode = TxMode::kReadWrite);
+
+  // Work-queue claiming. Append this to a row-selecting query run inside a
+  // kReadWrite transaction, after any ORDER BY / LIMIT:
+  //
+  //   sql << "SELECT id FROM renewals WHERE state = 'pending' "
+  //          "ORDER BY due LIMIT 1" + std::string(db.ClaimLockClause()), ...
+  //
+  // then mark the claimed rows in the same transaction. On PostgreSQL this
+  // is " FOR UPDATE SKIP LOCKED": each replica locks different rows and never
+  // waits for another's. On SQLite it is empty: the write transaction
+  // (BEGIN IMMEDIATE) already holds the only write lock, so claims are
+  // serialized and two workers can never take the same row.
+  absl::string_view ClaimLockClause() const;
+
+  // Implementation detail, public only for the migrations runner: runs `sql`
+  // (one or more ';'-separated statements) on `session` with the backend's
+  // native multi-statement execution (PQexec / sqlite3_exec). Throws
+  // soci::soci_error on failure; call it only inside a transaction body.
+  static void ExecuteScript(soci::session& session, const std::string& sql);
+
+ private:
+  class Pool;
+  Database(Dialect dialect, std::string url, std::string redacted_url,
+           DatabaseOptions options);
+
+  absl::Status Initialize();
+  absl::StatusOr<std::unique_ptr<soci::session>> OpenSession();
+  // One attempt; sets `retryable` when running fn again may succeed.
+  absl::Status TransactOnce(TxFn fn, TxMode mode, bool& retryable);
+
+  Dialect dialect_;
+  std::string url_;
+  std::string redacted_url_;
+  DatabaseOptions options_;
+  std::unique_ptr<Pool> pool_;
+};
+
+}  // namespace certplane::db
+
+#endif  // CERTPLANE_LIBS_DB_DATABASE_H_

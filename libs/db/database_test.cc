@@ -1,0 +1,350 @@
+#include "libs/db/database.h"
+
+#include <soci/soci.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "libs/testing/db_test_util.h"
+#include "libs/testing/postgres_fixture.h"
+#include "libs/testing/status_matchers.h"
+
+namespace certplane::db {
+namespace {
+
+using ::certplane::testing::ForEachBackend;
+using ::certplane::testing::FreshDatabaseUrl;
+using ::certplane::testing::IsOk;
+using ::certplane::testing::OpenFreshDatabase;
+using ::certplane::testing::StatusIs;
+using ::certplane::testing::TestDatabaseOptions;
+using ::certplane::testing::ValueOrDie;
+
+absl::Status Exec(Database& db, const std::string& sql) {
+  return db.Transact([&](soci::session& s) {
+    s << sql;
+    return absl::OkStatus();
+  });
+}
+
+int Count(Database& db, const std::string& table) {
+  int n = -1;
+  REQUIRE_THAT(db.Transact(
+                   [&](soci::session& s) {
+                     s << "SELECT COUNT(*) FROM " + table, soci::into(n);
+                     return absl::OkStatus();
+                   },
+                   TxMode::kReadOnly),
+               IsOk());
+  return n;
+}
+
+TEST_CASE("OpensBothBackendsAndReportsDialect") {
+  auto sqlite = OpenFreshDatabase(Dialect::kSqlite);
+  CHECK(sqlite->dialect() == Dialect::kSqlite);
+  CHECK(sqlite->ClaimLockClause().empty());
+  auto postgres = OpenFreshDatabase(Dialect::kPostgres);
+  CHECK(postgres->dialect() == Dialect::kPostgres);
+  CHECK(postgres->ClaimLockClause() == " FOR UPDATE SKIP LOCKED");
+  CHECK(postgres->service() == "test");
+}
+
+TEST_CASE("SqliteSessionsUseWalAndForeignKeys") {
+  auto db = OpenFreshDatabase(Dialect::kSqlite);
+  std::string mode;
+  int fk = 0;
+  REQUIRE_THAT(db->Transact([&](soci::session& s) {
+    s << "PRAGMA journal_mode", soci::into(mode);
+    s << "PRAGMA foreign_keys", soci::into(fk);
+    return absl::OkStatus();
+  }),
+               IsOk());
+  CHECK(mode == "wal");
+  CHECK(fk == 1);
+}
+
+TEST_CASE("InMemorySqliteKeepsDataAcrossTransactions") {
+  auto db =
+      ValueOrDie(Database::Open("sqlite::memory:", TestDatabaseOptions()));
+  REQUIRE_THAT(Exec(*db, "CREATE TABLE t (x INTEGER)"), IsOk());
+  REQUIRE_THAT(Exec(*db, "INSERT INTO t VALUES (1)"), IsOk());
+  CHECK(Count(*db, "t") == 1);
+}
+
+TEST_CASE("PostgresTablesLiveInTheServiceSchema") {
+  std::string url = FreshDatabaseUrl(Dialect::kPostgres);
+  DatabaseOptions inventory = TestDatabaseOptions();
+  inventory.service = "inventory";
+  DatabaseOptions vault = TestDatabaseOptions();
+  vault.service = "vault";
+  auto a = ValueOrDie(Database::Open(url, inventory));
+  auto b = ValueOrDie(Database::Open(url, vault));
+  REQUIRE_THAT(Exec(*a, "CREATE TABLE items (x INTEGER)"), IsOk());
+  REQUIRE_THAT(Exec(*b, "CREATE TABLE items (x INTEGER)"), IsOk());
+  REQUIRE_THAT(Exec(*a, "INSERT INTO items VALUES (1)"), IsOk());
+  CHECK(Count(*a, "inventory.items") == 1);
+  CHECK(Count(*b, "items") == 0);
+}
+
+TEST_CASE("OpenRejectsBadUrlsAndServiceNames") {
+  CHECK_THAT(
+      Database::Open("mysql://root:hunter2@localhost/x", TestDatabaseOptions()),
+      StatusIs(absl::StatusCode::kInvalidArgument, "mysql"));
+  DatabaseOptions bad = TestDatabaseOptions();
+  bad.service = "Bad-Name";
+  CHECK_THAT(Database::Open("sqlite::memory:", bad),
+             StatusIs(absl::StatusCode::kInvalidArgument, "Bad-Name"));
+  bad.service = "";
+  CHECK_THAT(Database::Open("sqlite::memory:", bad),
+             StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_CASE("UnreachableDatabaseIsUnavailableWithoutThePassword") {
+  absl::StatusOr<std::unique_ptr<Database>> pg = Database::Open(
+      "postgresql://svc:hunter2@/x?host=/nonexistent-certplane-dir&port=1",
+      TestDatabaseOptions());
+  CHECK_THAT(pg, StatusIs(absl::StatusCode::kUnavailable, "svc:***@"));
+  CHECK_FALSE(absl::StrContains(pg.status().message(), "hunter2"));
+  CHECK_THAT(Database::Open("sqlite:///nonexistent-certplane-dir/x.db",
+                            TestDatabaseOptions()),
+             StatusIs(absl::StatusCode::kUnavailable, "nonexistent"));
+}
+
+TEST_CASE("TransactCommitsOnOkAndRollsBackOnErrorOrException") {
+  ForEachBackend([](Database& db) {
+    REQUIRE_THAT(Exec(db, "CREATE TABLE t (x INTEGER)"), IsOk());
+    REQUIRE_THAT(Exec(db, "INSERT INTO t VALUES (1)"), IsOk());
+    CHECK(Count(db, "t") == 1);
+
+    CHECK_THAT(db.Transact([](soci::session& s) {
+      s << "INSERT INTO t VALUES (2)";
+      return absl::NotFoundError("host h1 not found");
+    }),
+               StatusIs(absl::StatusCode::kNotFound, "host h1"));
+    CHECK(Count(db, "t") == 1);
+
+    CHECK_THAT(db.Transact([](soci::session& s) -> absl::Status {
+      s << "INSERT INTO t VALUES (3)";
+      throw std::runtime_error("boom in the body");
+    }),
+               StatusIs(absl::StatusCode::kInternal, "boom in the body"));
+    CHECK(Count(db, "t") == 1);
+
+    CHECK_THAT(db.Transact([](soci::session& s) {
+      s << "INSERT INTO t VALUES (4)";
+      s << "SELECT * FROM no_such_table";
+      return absl::OkStatus();
+    }),
+               StatusIs(absl::StatusCode::kInternal, "no_such_table"));
+    CHECK(Count(db, "t") == 1);
+  });
+}
+
+TEST_CASE("ConstraintViolationsMapToSpecificCodes") {
+  ForEachBackend([](Database& db) {
+    REQUIRE_THAT(Exec(db, "CREATE TABLE team (id INTEGER PRIMARY KEY)"),
+                 IsOk());
+    REQUIRE_THAT(Exec(db,
+                      "CREATE TABLE host (name TEXT UNIQUE NOT NULL, "
+                      "team_id INTEGER REFERENCES team(id))"),
+                 IsOk());
+    REQUIRE_THAT(Exec(db, "INSERT INTO team VALUES (1)"), IsOk());
+    REQUIRE_THAT(Exec(db, "INSERT INTO host VALUES ('a', 1)"), IsOk());
+    CHECK_THAT(Exec(db, "INSERT INTO host VALUES ('a', 1)"),
+               StatusIs(absl::StatusCode::kAlreadyExists));
+    CHECK_THAT(Exec(db, "INSERT INTO host VALUES ('b', 99)"),
+               StatusIs(absl::StatusCode::kFailedPrecondition));
+    CHECK(Count(db, "host") == 1);
+  });
+}
+
+TEST_CASE("ReadOnlyTransactionRefusesWritesOnPostgres") {
+  auto db = OpenFreshDatabase(Dialect::kPostgres);
+  REQUIRE_THAT(Exec(*db, "CREATE TABLE t (x INTEGER)"), IsOk());
+  CHECK_THAT(db->Transact(
+                 [](soci::session& s) {
+                   s << "INSERT INTO t VALUES (1)";
+                   return absl::OkStatus();
+                 },
+                 TxMode::kReadOnly),
+             StatusIs(absl::StatusCode::kInternal, "read-only"));
+}
+
+TEST_CASE("PoolExhaustionIsUnavailableAfterTheAcquireTimeout") {
+  ForEachBackend(
+      [](Database& db) {
+        absl::Notification holding, release;
+        std::thread holder([&]() {
+          CHECK_THAT(db.Transact(
+                         [&](soci::session&) {
+                           holding.Notify();
+                           release.WaitForNotification();
+                           return absl::OkStatus();
+                         },
+                         TxMode::kReadOnly),
+                     IsOk());
+        });
+        holding.WaitForNotification();
+        absl::Time start = absl::Now();
+        absl::Status status = db.Transact(
+            [](soci::session&) { return absl::OkStatus(); }, TxMode::kReadOnly);
+        absl::Duration waited = absl::Now() - start;
+        release.Notify();
+        holder.join();
+        CHECK_THAT(status, StatusIs(absl::StatusCode::kUnavailable, "busy"));
+        CHECK(waited >= absl::Milliseconds(200));
+        CHECK(waited < absl::Seconds(3));
+        // The session is usable again once returned.
+        CHECK_THAT(db.Transact([](soci::session&) { return absl::OkStatus(); }),
+                   IsOk());
+      },
+      [] {
+        DatabaseOptions options = TestDatabaseOptions();
+        options.pool_size = 1;
+        options.acquire_timeout = absl::Milliseconds(200);
+        return options;
+      }());
+}
+
+TEST_CASE("SerializationFailureIsRetriedThenAborted") {
+  auto db = OpenFreshDatabase(Dialect::kPostgres);
+  const std::string fail =
+      "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; "
+      "END $$";
+  int attempts = 0;
+  CHECK_THAT(db->Transact([&](soci::session& s) {
+    if (++attempts <= 2) s << fail;
+    return absl::OkStatus();
+  }),
+             IsOk());
+  CHECK(attempts == 3);
+
+  attempts = 0;
+  CHECK_THAT(db->Transact([&](soci::session& s) {
+    ++attempts;
+    s << fail;
+    return absl::OkStatus();
+  }),
+             StatusIs(absl::StatusCode::kAborted, "conflict"));
+  CHECK(attempts == TestDatabaseOptions().max_retries + 1);
+}
+
+TEST_CASE("DroppedPostgresConnectionIsReopenedAndRetried") {
+  DatabaseOptions options = TestDatabaseOptions();
+  options.pool_size = 1;
+  auto db = OpenFreshDatabase(Dialect::kPostgres, options);
+  int attempts = 0;
+  CHECK_THAT(db->Transact([&](soci::session& s) {
+    if (++attempts == 1) s << "SELECT pg_terminate_backend(pg_backend_pid())";
+    return absl::OkStatus();
+  }),
+             IsOk());
+  CHECK(attempts == 2);
+
+  options.max_retries = 0;
+  auto no_retry = OpenFreshDatabase(Dialect::kPostgres, options);
+  CHECK_THAT(no_retry->Transact([&](soci::session& s) {
+    s << "SELECT pg_terminate_backend(pg_backend_pid())";
+    return absl::OkStatus();
+  }),
+             StatusIs(absl::StatusCode::kUnavailable));
+  CHECK_THAT(
+      no_retry->Transact([](soci::session&) { return absl::OkStatus(); }),
+      IsOk());
+}
+
+TEST_CASE("ConcurrentWorkQueueClaimsNeverShareARow") {
+  ForEachBackend([](Database& db) {
+    REQUIRE_THAT(Exec(db,
+                      "CREATE TABLE jobs (id INTEGER PRIMARY KEY, "
+                      "owner INTEGER NOT NULL DEFAULT 0)"),
+                 IsOk());
+    constexpr int kJobs = 60;
+    REQUIRE_THAT(db.Transact([&](soci::session& s) {
+      for (int i = 1; i <= kJobs; ++i)
+        s << "INSERT INTO jobs(id) VALUES (:i)", soci::use(i);
+      return absl::OkStatus();
+    }),
+                 IsOk());
+    const std::string claim =
+        "SELECT id FROM jobs WHERE owner = 0 ORDER BY id LIMIT 1" +
+        std::string(db.ClaimLockClause());
+    std::vector<std::vector<int>> claimed(2);
+    std::atomic<int> errors{0};
+    std::vector<std::thread> workers;
+    for (int w = 0; w < 2; ++w) {
+      workers.emplace_back([&, w]() {
+        for (;;) {
+          int id = 0;
+          soci::indicator ind = soci::i_null;
+          absl::Status status = db.Transact([&](soci::session& s) {
+            ind = soci::i_null;
+            s << claim, soci::into(id, ind);
+            if (!s.got_data()) return absl::OkStatus();
+            int owner = w + 1;
+            s << "UPDATE jobs SET owner = :o WHERE id = :id", soci::use(owner),
+                soci::use(id);
+            return absl::OkStatus();
+          });
+          if (!status.ok()) {
+            ++errors;
+            return;
+          }
+          if (ind == soci::i_null) return;
+          claimed[w].push_back(id);
+        }
+      });
+    }
+    for (auto& t : workers) t.join();
+    CHECK(errors == 0);
+    std::set<int> all;
+    for (const auto& ids : claimed)
+      for (int id : ids) CHECK(all.insert(id).second);
+    CHECK(all.size() == kJobs);
+  });
+}
+
+TEST_CASE("SkipLockedClaimTakesTheNextRowWithoutWaiting") {
+  auto db = OpenFreshDatabase(Dialect::kPostgres);
+  REQUIRE_THAT(Exec(*db, "CREATE TABLE jobs (id INTEGER PRIMARY KEY)"), IsOk());
+  REQUIRE_THAT(Exec(*db, "INSERT INTO jobs VALUES (1), (2)"), IsOk());
+  const std::string claim = "SELECT id FROM jobs ORDER BY id LIMIT 1" +
+                            std::string(db->ClaimLockClause());
+  absl::Notification locked, release;
+  int first = 0;
+  std::thread holder([&]() {
+    CHECK_THAT(db->Transact([&](soci::session& s) {
+      s << claim, soci::into(first);
+      locked.Notify();
+      release.WaitForNotification();
+      return absl::OkStatus();
+    }),
+               IsOk());
+  });
+  locked.WaitForNotification();
+  int second = 0;
+  absl::Time start = absl::Now();
+  CHECK_THAT(db->Transact([&](soci::session& s) {
+    s << "SET LOCAL lock_timeout = '2s'";
+    s << claim, soci::into(second);
+    return absl::OkStatus();
+  }),
+             IsOk());
+  CHECK(absl::Now() - start < absl::Seconds(1));
+  release.Notify();
+  holder.join();
+  CHECK(first == 1);
+  CHECK(second == 2);
+}
+
+}  // namespace
+}  // namespace certplane::db

@@ -1,0 +1,52 @@
+// Helpers for store tests that must pass on both PostgreSQL and SQLite.
+//
+//   TEST_CASE("InsertsHost") {
+//     certplane::testing::ForEachBackend([](certplane::db::Database& db) {
+//       REQUIRE_THAT(db::Migrate(db, kMigrations), IsOk());
+//       ...
+//     });
+//   }
+//
+// or, with a Catch2 generator (each backend a separate run of the test):
+//
+//   auto dialect = GENERATE(from_range(certplane::testing::kAllDialects));
+//   auto db = certplane::testing::OpenFreshDatabase(dialect);
+//
+// Every call gives a new, empty database: a fresh SQLite file in this
+// process's temporary folder (removed at exit), or a fresh database on the
+// shared throwaway PostgreSQL server (libs/testing/postgres_fixture.h).
+// Nothing skips: when PostgreSQL cannot start, the test fails with the
+// reason. Thread-safe.
+#ifndef CERTPLANE_LIBS_TESTING_DB_TEST_UTIL_H_
+#define CERTPLANE_LIBS_TESTING_DB_TEST_UTIL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "libs/db/database.h"
+
+namespace certplane::testing {
+
+inline const std::vector<db::Dialect> kAllDialects = {db::Dialect::kSqlite,
+                                                      db::Dialect::kPostgres};
+
+// Default options for test databases: service "test", short timeouts.
+db::DatabaseOptions TestDatabaseOptions();
+
+// URL of a new, empty database for `dialect`. FAILs the test on error.
+std::string FreshDatabaseUrl(db::Dialect dialect);
+
+// Opens a new, empty database. FAILs the test on error.
+std::unique_ptr<db::Database> OpenFreshDatabase(
+    db::Dialect dialect, db::DatabaseOptions options = TestDatabaseOptions());
+
+// Runs `body` once per backend (SQLite, then PostgreSQL), each time with a
+// new, empty database; Catch2 messages name the backend.
+void ForEachBackend(absl::FunctionRef<void(db::Database&)> body,
+                    db::DatabaseOptions options = TestDatabaseOptions());
+
+}  // namespace certplane::testing
+
+#endif  // CERTPLANE_LIBS_TESTING_DB_TEST_UTIL_H_
