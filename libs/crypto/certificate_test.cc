@@ -1,21 +1,478 @@
 #include "libs/crypto/certificate.h"
 
-#include <catch2/catch.hpp>
+#include <stdlib.h>
 
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "libs/crypto/testing/test_pki.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
 namespace {
 
+using ::certplane::testing::IsOk;
 using ::certplane::testing::StatusIs;
+using ::certplane::testing::ValueOrDie;
+
+// ------------------------------------------------------------------ fixtures
+//
+// Certificates with unusual contents (AIA, CRL DP, policies, SCTs, explicit
+// curves, SHA-1, RSA-1024, v1, empty subject, negative serial) are made at
+// test time with the openssl command-line tool in a temporary folder.
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void WriteFile(const std::filesystem::path& path, absl::string_view data) {
+  std::ofstream out(path, std::ios::binary);
+  out << data;
+}
+
+class CliPki {
+ public:
+  CliPki() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "certplane-cert-XXXXXX")
+            .string();
+    if (mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed");
+    dir_ = pattern;
+    Build();
+  }
+  ~CliPki() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  std::string Pem(const std::string& name) const {
+    return ReadFile(dir_ / (name + ".pem"));
+  }
+  Certificate Cert(const std::string& name) const {
+    return ValueOrDie(Certificate::FromPem(Pem(name)));
+  }
+  std::string Der(const std::string& name) const {
+    Run(absl::StrCat("openssl x509 -in ", name, ".pem -outform DER -out ", name,
+                     ".der"));
+    return ReadFile(dir_ / (name + ".der"));
+  }
+  // notAfter as the openssl tool reports it.
+  absl::Time CliNotAfter(const std::string& name) const {
+    Run(absl::StrCat("openssl x509 -in ", name,
+                     ".pem -noout -dateopt iso_8601 -enddate > ", name,
+                     ".end"));
+    std::string text(
+        absl::StripAsciiWhitespace(ReadFile(dir_ / (name + ".end"))));
+    absl::Time time;
+    std::string error;
+    REQUIRE(absl::ParseTime("notAfter=%Y-%m-%d %H:%M:%SZ", text,
+                            absl::UTCTimeZone(), &time, &error));
+    return time;
+  }
+
+ private:
+  void Run(const std::string& command) const {
+    std::string full = absl::StrCat("cd '", dir_.string(), "' && ", command,
+                                    " > cmd.log 2>&1");
+    if (std::system(full.c_str()) != 0) {
+      FAIL("command failed: " << command << "\n" << ReadFile(dir_ / "cmd.log"));
+    }
+  }
+
+  void Build() {
+    WriteFile(dir_ / "req.cnf",
+              "[req]\ndistinguished_name = dn\nx509_extensions = v3_ca\n"
+              "prompt = no\nutf8 = yes\nstring_mask = utf8only\n[dn]\n"
+              "[v3_ca]\nbasicConstraints = critical, CA:TRUE, pathlen:1\n"
+              "keyUsage = critical, keyCertSign, cRLSign\n"
+              "subjectKeyIdentifier = hash\n");
+    // A root with an RSA key.
+    Run("openssl req -x509 -config req.cnf -newkey rsa:2048 -nodes "
+        "-keyout root.key -out root.pem -days 30 "
+        "-subj '/C=US/O=Certplane CLI/CN=CLI Root'");
+    // A leaf with every extension the description shows; the SCT list holds
+    // two entries (TLS encoding inside an OCTET STRING).
+    WriteFile(dir_ / "full.ext",
+              "basicConstraints = critical, CA:FALSE\n"
+              "keyUsage = critical, digitalSignature, keyEncipherment\n"
+              "extendedKeyUsage = serverAuth, clientAuth, 1.3.6.1.4.1.99999.1\n"
+              "subjectAltName = DNS:www.example.com, DNS:*.example.com, "
+              "IP:192.0.2.1, IP:2001:db8::1, email:ops@example.com, "
+              "URI:https://example.com/id, RID:1.2.3.4\n"
+              "subjectKeyIdentifier = hash\n"
+              "authorityKeyIdentifier = keyid\n"
+              "authorityInfoAccess = OCSP;URI:http://ocsp.example.com, "
+              "caIssuers;URI:http://ca.example.com/root.crt\n"
+              "crlDistributionPoints = URI:http://crl.example.com/root.crl\n"
+              "certificatePolicies = 2.23.140.1.2.2, @cps\n"
+              "1.3.6.1.4.1.11129.2.4.2 = "
+              "DER:04:0b:00:09:00:03:aa:bb:cc:00:02:dd:ee\n"
+              "[cps]\npolicyIdentifier = 1.3.6.1.4.1.99999.2\n"
+              "CPS.1 = \"https://cps.example.com/cps\"\n");
+    Run("openssl req -new -config req.cnf -newkey ec "
+        "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout full.key "
+        "-out full.csr -subj '/C=DE/ST=Berlin/L=Berlin/O=Exämple GmbH/"
+        "OU=Ops/OU=Web/CN=www.example.com/emailAddress=ops@example.com'");
+    Run("openssl x509 -req -in full.csr -CA root.pem -CAkey root.key "
+        "-set_serial 0x00ab0123456789abcdef0123456789abcdef0123 -days 10 "
+        "-extfile full.ext -out full.pem");
+    // Valid past 2049: notAfter is a GeneralizedTime.
+    Run("openssl x509 -req -in full.csr -CA root.pem -CAkey root.key "
+        "-days 11000 -out long.pem");
+    // RSA-1024 signed with SHA-1 (still described; policy is elsewhere).
+    Run("openssl req -x509 -config req.cnf -newkey rsa:1024 -sha1 -nodes "
+        "-keyout weak.key -out weak.pem -days 5 -subj '/CN=weak'");
+    // Ed25519, self-signed.
+    Run("openssl req -x509 -config req.cnf -newkey ed25519 -nodes "
+        "-keyout ed.key -out ed.pem -days 5 -subj '/CN=ed'");
+    // v1 (no extensions), empty subject, negative serial.
+    Run("openssl req -new -config req.cnf -key full.key -subj / -out odd.csr");
+    Run("openssl x509 -req -in odd.csr -CA root.pem -CAkey root.key "
+        "-set_serial -5 -days 3 -out odd.pem");
+    // CN only, no SANs.
+    Run("openssl req -new -config req.cnf -key full.key "
+        "-subj '/O=Legacy/CN=Legacy.Example.com' -out cn.csr");
+    Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
+        "-out cn.pem");
+    // A SAN that is not DNS: the CN must then be ignored.
+    WriteFile(dir_ / "email.ext", "subjectAltName = email:a@example.com\n");
+    Run("openssl req -new -config req.cnf -key full.key "
+        "-subj '/CN=mail.example.com' -out email.csr");
+    Run("openssl x509 -req -in email.csr -CA root.pem -CAkey root.key "
+        "-days 3 -extfile email.ext -out email.pem");
+    // Wildcards that must never match.
+    WriteFile(dir_ / "badwild.ext",
+              "subjectAltName = DNS:f*.example.com, DNS:*.com, "
+              "DNS:a.*.example.org, DNS:*, DNS:**.example.net, "
+              "DNS:exact.example.org.\n");
+    Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
+        "-extfile badwild.ext -out badwild.pem");
+    // An EC key with explicit curve parameters (CVE-2022-0778 style).
+    Run("openssl ecparam -name prime256v1 -param_enc explicit -genkey "
+        "-noout -out explicit.key");
+    Run("openssl req -new -config req.cnf -key explicit.key -subj /CN=explicit "
+        "-out explicit.csr");
+    Run("openssl x509 -req -in explicit.csr -CA root.pem -CAkey root.key "
+        "-days 3 -out explicit.pem");
+  }
+
+  std::filesystem::path dir_;
+};
+
+const CliPki& Pki() {
+  static const CliPki* pki = new CliPki();
+  return *pki;
+}
+
+// ------------------------------------------------------------------- parsing
 
 TEST_CASE("RejectsGarbageAndEmptyCertificates", "[certificate]") {
   CHECK_THAT(Certificate::FromDer(""),
              StatusIs(absl::StatusCode::kInvalidArgument, "empty"));
   CHECK_THAT(Certificate::FromDer("\x30\x03\x02\x01"),
              StatusIs(absl::StatusCode::kInvalidArgument, "d2i_X509"));
+  CHECK_THAT(Certificate::FromDer(std::string(5000, '\xff')),
+             StatusIs(absl::StatusCode::kInvalidArgument, "d2i_X509"));
+  CHECK_THAT(Certificate::FromPem(""),
+             StatusIs(absl::StatusCode::kInvalidArgument, "PEM"));
   CHECK_THAT(Certificate::FromPem("hello"),
              StatusIs(absl::StatusCode::kInvalidArgument, "PEM"));
+  CHECK_THAT(Certificate::FromPem("-----BEGIN CERTIFICATE-----\nAAAA\n"
+                                  "-----END CERTIFICATE-----\n"),
+             StatusIs(absl::StatusCode::kInvalidArgument, "PEM"));
+}
+
+TEST_CASE("RejectsEveryTruncationOfARealCertificate", "[certificate]") {
+  std::string der = Pki().Der("full");
+  REQUIRE_THAT(Certificate::FromDer(der), IsOk());
+  for (size_t length = 0; length < der.size(); ++length) {
+    INFO("prefix length " << length);
+    CHECK_THAT(Certificate::FromDer(der.substr(0, length)),
+               StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  CHECK_THAT(Certificate::FromDer(der + "x"),
+             StatusIs(absl::StatusCode::kInvalidArgument, "trailing bytes"));
+}
+
+TEST_CASE("RejectsTruncatedPem", "[certificate]") {
+  std::string pem = Pki().Pem("full");
+  for (size_t length : {pem.size() / 4, pem.size() / 2, pem.size() - 30}) {
+    CHECK_THAT(Certificate::FromPem(pem.substr(0, length)),
+               StatusIs(absl::StatusCode::kInvalidArgument, "PEM"));
+  }
+}
+
+TEST_CASE("ReadsPemWithTextAroundIt", "[certificate]") {
+  std::string pem = Pki().Pem("full");
+  Certificate plain = ValueOrDie(Certificate::FromPem(pem));
+  Certificate wrapped = ValueOrDie(Certificate::FromPem(
+      absl::StrCat("subject=CN = www.example.com\nsome junk\n\n", pem,
+                   "\ntrailing junk\n")));
+  CHECK(wrapped == plain);
+  CHECK(ValueOrDie(Certificate::FromDer(plain.der())) == plain);
+  CHECK(ValueOrDie(Certificate::FromPem(plain.ToPem())) == plain);
+}
+
+TEST_CASE("RefusesExplicitCurveParametersWithoutHanging", "[certificate]") {
+  CHECK_THAT(Certificate::FromPem(Pki().Pem("explicit")),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "explicit EC curve parameters are not supported; use a "
+                      "named curve"));
+  // The same certificate with its curve's prime replaced by a composite
+  // number, as in CVE-2022-0778: still refused, and promptly.
+  std::string der = Pki().Der("explicit");
+  const std::string prime =
+      absl::StrCat("\x02\x21\x00\xff\xff\xff\xff\x00\x00\x00\x01",
+                   std::string(12, '\0'), std::string(12, '\xff'));
+  size_t at = der.find(prime);
+  REQUIRE(at != std::string::npos);
+  der[at + prime.size() - 1] = '\x15';
+  auto done = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> result = done->get_future();
+  std::thread([der, done] {
+    done->set_value(Certificate::FromDer(der).status());
+  }).detach();
+  REQUIRE(result.wait_for(std::chrono::seconds(10)) ==
+          std::future_status::ready);
+  CHECK_THAT(result.get(), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// --------------------------------------------------------------- description
+
+TEST_CASE("DescribesEveryFieldOfAFullLeaf", "[certificate]") {
+  Certificate root = Pki().Cert("root");
+  Certificate cert = Pki().Cert("full");
+  CertificateInfo info = ValueOrDie(cert.Describe());
+  CertificateInfo root_info = ValueOrDie(root.Describe());
+
+  CHECK(info.version == 3);
+  CHECK(info.serial_hex == "ab0123456789abcdef0123456789abcdef0123");
+
+  std::vector<std::string> types;
+  for (const NameAttribute& attribute : info.subject.attributes) {
+    types.push_back(attribute.type);
+  }
+  CHECK(types == std::vector<std::string>{"C", "ST", "L", "O", "OU", "OU", "CN",
+                                          "emailAddress"});
+  CHECK(info.subject.attributes[0].oid == "2.5.4.6");
+  CHECK(info.subject.attributes[6].oid == "2.5.4.3");
+  CHECK(info.subject.attributes[7].oid == "1.2.840.113549.1.9.1");
+  CHECK(info.subject.Get("O") == "Exämple GmbH");
+  CHECK(info.subject.Get("OU") == "Ops");
+  CHECK(info.subject.Get("CN") == "www.example.com");
+  CHECK(info.subject.Get("title").empty());
+  CHECK(info.subject.ToString() ==
+        "emailAddress=ops@example.com,CN=www.example.com,OU=Web,OU=Ops,"
+        "O=Exämple GmbH,L=Berlin,ST=Berlin,C=DE");
+  CHECK(info.issuer.ToString() == "CN=CLI Root,O=Certplane CLI,C=US");
+  CHECK(info.issuer == root_info.subject);
+
+  CHECK(info.not_after - info.not_before == absl::Hours(24 * 10));
+  CHECK(info.not_after == Pki().CliNotAfter("full"));
+  CHECK(absl::AbsDuration(info.not_before - absl::Now()) < absl::Hours(1));
+
+  CHECK(info.sans ==
+        std::vector<SubjectAltName>{{SanType::kDns, "www.example.com"},
+                                    {SanType::kDns, "*.example.com"},
+                                    {SanType::kIp, "192.0.2.1"},
+                                    {SanType::kIp, "2001:db8::1"},
+                                    {SanType::kEmail, "ops@example.com"},
+                                    {SanType::kUri, "https://example.com/id"}});
+
+  CHECK(info.key.algorithm == KeyAlgorithm::kEcdsa);
+  CHECK(info.key.bits == 256);
+  CHECK(info.key.curve == "P-256");
+  CHECK_FALSE(info.key.explicit_curve_parameters);
+  CHECK(info.signature_algorithm == "sha256WithRSAEncryption");
+
+  CHECK(info.has_basic_constraints);
+  CHECK_FALSE(info.is_ca);
+  CHECK(info.path_length == -1);
+  CHECK(info.key_usage ==
+        std::vector<std::string>{"digitalSignature", "keyEncipherment"});
+  CHECK(info.extended_key_usage ==
+        std::vector<std::string>{"serverAuth", "clientAuth",
+                                 "1.3.6.1.4.1.99999.1"});
+
+  REQUIRE(info.subject_key_id_hex.size() == 40);
+  CHECK(info.authority_key_id_hex == root_info.subject_key_id_hex);
+  CHECK(info.ocsp_urls == std::vector<std::string>{"http://ocsp.example.com"});
+  CHECK(info.ca_issuer_urls ==
+        std::vector<std::string>{"http://ca.example.com/root.crt"});
+  CHECK(info.crl_distribution_points ==
+        std::vector<std::string>{"http://crl.example.com/root.crl"});
+  REQUIRE(info.policies.size() == 2);
+  CHECK(info.policies[0].oid == "2.23.140.1.2.2");
+  CHECK(info.policies[0].cps_uris.empty());
+  CHECK(info.policies[1].oid == "1.3.6.1.4.1.99999.2");
+  CHECK(info.policies[1].cps_uris ==
+        std::vector<std::string>{"https://cps.example.com/cps"});
+  CHECK(info.sct_count == 2);
+
+  CHECK(info.sha256_fingerprint_hex == HexEncode(cert.Sha256Fingerprint()));
+  CHECK(info.sha1_fingerprint_hex.size() == 40);
+  CHECK(info.sha1_fingerprint_hex != info.sha256_fingerprint_hex.substr(0, 40));
+  CHECK(info.spki_sha256_hex == HexEncode(cert.public_key().SpkiSha256()));
+  CHECK_FALSE(info.self_signed);
+}
+
+TEST_CASE("DescribesARootAsSelfSignedCa", "[certificate]") {
+  CertificateInfo info = ValueOrDie(Pki().Cert("root").Describe());
+  CHECK(info.self_signed);
+  CHECK(info.has_basic_constraints);
+  CHECK(info.is_ca);
+  CHECK(info.path_length == 1);
+  CHECK(info.key_usage == std::vector<std::string>{"keyCertSign", "cRLSign"});
+  CHECK(info.key.algorithm == KeyAlgorithm::kRsa);
+  CHECK(info.key.bits == 2048);
+  CHECK(info.sct_count == 0);
+  CHECK(info.sans.empty());
+  CHECK(info.policies.empty());
+}
+
+TEST_CASE("ReadsGeneralizedTimeAfter2049", "[certificate]") {
+  CertificateInfo info = ValueOrDie(Pki().Cert("long").Describe());
+  CHECK(info.not_after - info.not_before == absl::Hours(24 * 11000));
+  CHECK(info.not_after == Pki().CliNotAfter("long"));
+  CHECK(absl::ToCivilYear(info.not_after, absl::UTCTimeZone()).year() > 2049);
+}
+
+TEST_CASE("DescribesRsa1024Sha1CertificatesAsTheyAre", "[certificate]") {
+  CertificateInfo info = ValueOrDie(Pki().Cert("weak").Describe());
+  CHECK(info.key.algorithm == KeyAlgorithm::kRsa);
+  CHECK(info.key.bits == 1024);
+  CHECK(info.signature_algorithm == "sha1WithRSAEncryption");
+  CHECK(info.self_signed);
+}
+
+TEST_CASE("DescribesEd25519Certificates", "[certificate]") {
+  CertificateInfo info = ValueOrDie(Pki().Cert("ed").Describe());
+  CHECK(info.key.algorithm == KeyAlgorithm::kEd25519);
+  CHECK(info.signature_algorithm == "ED25519");
+  CHECK(info.self_signed);
+}
+
+TEST_CASE("DescribesV1CertificateWithEmptySubjectAndNegativeSerial",
+          "[certificate]") {
+  CertificateInfo info = ValueOrDie(Pki().Cert("odd").Describe());
+  CHECK(info.version == 1);
+  CHECK(info.serial_hex == "-5");
+  CHECK(info.subject.attributes.empty());
+  CHECK(info.subject.ToString().empty());
+  CHECK_FALSE(info.has_basic_constraints);
+  CHECK(info.key_usage.empty());
+  CHECK(info.extended_key_usage.empty());
+  CHECK(info.subject_key_id_hex.empty());
+  CHECK(info.authority_key_id_hex.empty());
+  CHECK_FALSE(info.self_signed);
+}
+
+TEST_CASE("DescribesCertificatesFromTheTestPki", "[certificate]") {
+  testing::TestCertOptions options;
+  options.common_name = "api.example.com";
+  options.sans = {{SanType::kDns, "api.example.com"},
+                  {SanType::kIp, "2001:db8::7"}};
+  auto chain = ValueOrDie(testing::MakeChain(options));
+  CertificateInfo info = ValueOrDie(chain.leaf.cert.Describe());
+  CHECK(info.subject.ToString() == "CN=api.example.com");
+  CHECK(info.issuer.ToString() == "CN=certplane Test Intermediate CA");
+  CHECK(info.sans == options.sans);
+  CHECK(info.extended_key_usage == std::vector<std::string>{"serverAuth"});
+  CHECK(info.authority_key_id_hex ==
+        chain.intermediate.cert.info().subject_key_id_hex);
+  CHECK(chain.root.cert.info().self_signed);
+  CHECK(chain.intermediate.cert.info().is_ca);
+  CHECK(chain.leaf.cert.IsIssuedBy(chain.intermediate.cert));
+  CHECK_FALSE(chain.leaf.cert.IsIssuedBy(chain.root.cert));
+}
+
+TEST_CASE("EscapesSpecialCharactersInDistinguishedNames", "[certificate]") {
+  DistinguishedName name;
+  name.attributes = {{"O", "2.5.4.10", "Acme, Inc."},
+                     {"CN", "2.5.4.3", " a+b=c "}};
+  CHECK(name.ToString() == "CN=\\ a\\+b\\=c\\ ,O=Acme\\, Inc.");
+  CHECK(SanTypeName(SanType::kIp) == "IP");
+}
+
+TEST_CASE("ChecksThatAPrivateKeyMatchesItsCertificate", "[certificate]") {
+  Certificate cert = Pki().Cert("full");
+  auto other = ValueOrDie(PrivateKey::Generate(KeyType::kEcdsaP256));
+  CHECK_THAT(cert.CheckKeyMatches(other),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "private key does not match certificate"));
+  testing::TestCertOptions options;
+  auto root = ValueOrDie(testing::MakeRootCa(options));
+  CHECK_THAT(root.cert.CheckKeyMatches(root.key), IsOk());
+}
+
+// ------------------------------------------------------------------ hostnames
+
+TEST_CASE("MatchesHostnamesAsRfc6125Says", "[certificate][hostname]") {
+  Certificate full = Pki().Cert("full");        // www, *.example.com, IPs
+  Certificate cn_only = Pki().Cert("cn");       // CN=Legacy.Example.com
+  Certificate email = Pki().Cert("email");      // CN + email SAN only
+  Certificate badwild = Pki().Cert("badwild");  // odd wildcards
+  struct Case {
+    const Certificate* cert;
+    const char* host;
+    bool matches;
+  };
+  const Case cases[] = {
+      {&full, "www.example.com", true},
+      {&full, "WWW.Example.COM", true},
+      {&full, "www.example.com.", true},
+      {&full, "a.example.com", true},
+      {&full, "A.EXAMPLE.COM", true},
+      {&full, "a.b.example.com", false},
+      {&full, "example.com", false},
+      {&full, ".example.com", false},
+      {&full, "www.example.org", false},
+      {&full, "wwwexample.com", false},
+      {&full, "*.example.com", false},
+      {&full, "a..example.com", false},
+      {&full, "", false},
+      {&full, ".", false},
+      {&full, "192.0.2.1", true},
+      {&full, "192.0.2.2", false},
+      {&full, "2001:db8::1", true},
+      {&full, "2001:0db8:0:0:0:0:0:1", true},
+      {&full, "[2001:db8::1]", true},
+      {&full, "2001:db8::2", false},
+      {&full, "ops@example.com", false},
+      {&cn_only, "legacy.example.com", true},
+      {&cn_only, "legacy.example.com.", true},
+      {&cn_only, "other.example.com", false},
+      {&email, "mail.example.com", false},
+      {&badwild, "legacy.example.com", false},
+      {&badwild, "foo.example.com", false},
+      {&badwild, "f.example.com", false},
+      {&badwild, "example.com", false},
+      {&badwild, "a.b.example.org", false},
+      {&badwild, "x", false},
+      {&badwild, "a.example.net", false},
+      {&badwild, "exact.example.org", true},
+      {&badwild, "exact.example.org.", true},
+  };
+  for (const Case& c : cases) {
+    INFO("host '" << c.host << "'");
+    CHECK(c.cert->MatchesHostname(c.host) == c.matches);
+  }
 }
 
 }  // namespace

@@ -1,1 +1,287 @@
-// Placeholder: filled in by the foundation issue's crypto work.
+#include "libs/crypto/chain.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "libs/crypto/testing/test_pki.h"
+#include "libs/testing/status_matchers.h"
+
+namespace certplane::crypto {
+namespace {
+
+using ::certplane::testing::IsOk;
+using ::certplane::testing::StatusIs;
+using ::certplane::testing::ValueOrDie;
+using testing::MakeChain;
+using testing::MakeIntermediateCa;
+using testing::MakeLeaf;
+using testing::MakeRootCa;
+using testing::TestCertOptions;
+
+TestCertOptions Leaf(const std::string& name) {
+  TestCertOptions options;
+  options.common_name = name;
+  return options;
+}
+
+// One chain shared by the tests that only read it (key generation is the
+// slow part).
+const testing::TestChain& Chain() {
+  static const auto* chain =
+      new testing::TestChain(ValueOrDie(MakeChain(Leaf("www.example.com"))));
+  return *chain;
+}
+
+TrustStore Roots(const Certificate& root) {
+  return ValueOrDie(TrustStore::Create({root}));
+}
+
+// ----------------------------------------------------------------- ordering
+
+TEST_CASE("OrdersAShuffledBagWithDuplicatesLeafFirst", "[chain]") {
+  const auto& c = Chain();
+  OrderedChain ordered =
+      ValueOrDie(OrderChain({c.root.cert, c.leaf.cert, c.intermediate.cert,
+                             c.leaf.cert, c.root.cert}));
+  CHECK(ordered.certificates == std::vector<Certificate>{c.leaf.cert,
+                                                         c.intermediate.cert,
+                                                         c.root.cert});
+  CHECK(ordered.root_included);
+  CHECK(ordered.was_reordered);
+  CHECK(ordered.unrelated.empty());
+}
+
+TEST_CASE("KeepsAnOrderedChainAsItIs", "[chain]") {
+  const auto& c = Chain();
+  OrderedChain ordered =
+      ValueOrDie(OrderChain({c.leaf.cert, c.intermediate.cert}));
+  CHECK(ordered.certificates ==
+        std::vector<Certificate>{c.leaf.cert, c.intermediate.cert});
+  CHECK_FALSE(ordered.root_included);
+  CHECK_FALSE(ordered.was_reordered);
+}
+
+TEST_CASE("SetsAsideCertificatesOffTheLeafsPath", "[chain]") {
+  const auto& c = Chain();
+  auto other_root = ValueOrDie(MakeRootCa(Leaf("Other Root")));
+  OrderedChain ordered = ValueOrDie(
+      OrderChain({other_root.cert, c.intermediate.cert, c.leaf.cert}));
+  CHECK(ordered.certificates ==
+        std::vector<Certificate>{c.leaf.cert, c.intermediate.cert});
+  CHECK(ordered.unrelated == std::vector<Certificate>{other_root.cert});
+  CHECK(ordered.was_reordered);
+}
+
+TEST_CASE("OrdersABagWithoutALeafFromItsLowestCa", "[chain]") {
+  const auto& c = Chain();
+  OrderedChain ordered =
+      ValueOrDie(OrderChain({c.root.cert, c.intermediate.cert}));
+  CHECK(ordered.certificates ==
+        std::vector<Certificate>{c.intermediate.cert, c.root.cert});
+  CHECK(ordered.root_included);
+}
+
+TEST_CASE("RefusesABagWithTwoUnrelatedLeaves", "[chain]") {
+  const auto& c = Chain();
+  auto other = ValueOrDie(MakeLeaf(c.intermediate, Leaf("api.example.com")));
+  CHECK_THAT(OrderChain({c.leaf.cert, other.cert, c.intermediate.cert}),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "2 unrelated leaves ('CN=www.example.com', "
+                      "'CN=api.example.com')"));
+}
+
+TEST_CASE("RefusesAnEmptyBag", "[chain]") {
+  CHECK_THAT(OrderChain({}),
+             StatusIs(absl::StatusCode::kInvalidArgument, "no certificates"));
+}
+
+TEST_CASE("RefusesABagOfUnrelatedCas", "[chain]") {
+  auto a = ValueOrDie(MakeRootCa(Leaf("Root A")));
+  auto b = ValueOrDie(MakeRootCa(Leaf("Root B")));
+  CHECK_THAT(OrderChain({a.cert, b.cert}),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "cannot tell which certificate is the leaf"));
+}
+
+// ------------------------------------------------------------- trust store
+
+TEST_CASE("TrustStoreNeedsARootAndDropsDuplicates", "[chain]") {
+  CHECK_THAT(TrustStore::Create({}),
+             StatusIs(absl::StatusCode::kInvalidArgument, "at least one"));
+  const auto& c = Chain();
+  TrustStore store = ValueOrDie(TrustStore::Create({c.root.cert, c.root.cert}));
+  CHECK(store.roots().size() == 1);
+  CHECK(store.Contains(c.root.cert));
+  CHECK_FALSE(store.Contains(c.leaf.cert));
+}
+
+// ------------------------------------------------------------- verification
+
+TEST_CASE("VerifiesAGoodChainWithOrWithoutItsRoot", "[chain]") {
+  const auto& c = Chain();
+  TrustStore roots = Roots(c.root.cert);
+  absl::Time now = absl::Now();
+  CHECK_THAT(VerifyChain({c.leaf.cert, c.intermediate.cert}, roots, now),
+             IsOk());
+  CHECK_THAT(VerifyChain({c.leaf.cert, c.intermediate.cert, c.root.cert}, roots,
+                         now, "www.example.com"),
+             IsOk());
+  CHECK_THAT(VerifyChain({c.intermediate.cert}, roots, now), IsOk());
+  CHECK_THAT(VerifyChain({c.root.cert}, roots, now), IsOk());
+}
+
+TEST_CASE("AcceptsAnIntermediateAsTrustAnchor", "[chain]") {
+  const auto& c = Chain();
+  CHECK_THAT(
+      VerifyChain({c.leaf.cert}, Roots(c.intermediate.cert), absl::Now()),
+      IsOk());
+}
+
+TEST_CASE("RefusesAnEmptyChain", "[chain]") {
+  CHECK_THAT(VerifyChain({}, Roots(Chain().root.cert), absl::Now()),
+             StatusIs(absl::StatusCode::kInvalidArgument, "no certificates"));
+}
+
+TEST_CASE("NamesTheMissingIntermediate", "[chain]") {
+  const auto& c = Chain();
+  CHECK_THAT(VerifyChain({c.leaf.cert}, Roots(c.root.cert), absl::Now()),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "no issuer found for 'CN=www.example.com' (issuer "
+                      "'CN=certplane Test Intermediate CA')"));
+  // Leaf then root, intermediate left out.
+  CHECK_THAT(
+      VerifyChain({c.leaf.cert, c.root.cert}, Roots(c.root.cert), absl::Now()),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "no issuer found for 'CN=www.example.com'"));
+}
+
+TEST_CASE("NamesAMisorderedChain", "[chain]") {
+  const auto& c = Chain();
+  // Intermediate first: the leaf is certificate 2.
+  CHECK_THAT(VerifyChain({c.intermediate.cert, c.leaf.cert}, Roots(c.root.cert),
+                         absl::Now()),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "certificate 2 'CN=www.example.com' is not the issuer "
+                      "of certificate 1 'CN=certplane Test Intermediate CA'"));
+  // Root before intermediate, although a valid path exists.
+  CHECK_THAT(
+      VerifyChain({c.leaf.cert, c.root.cert, c.intermediate.cert},
+                  Roots(c.root.cert), absl::Now()),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "certificate 2 'CN=certplane Test Root CA' is not the issuer of "
+               "certificate 1 'CN=www.example.com'; its issuer 'CN=certplane "
+               "Test Intermediate CA' is certificate 3: the chain is "
+               "misordered"));
+}
+
+TEST_CASE("NamesAnIssuerWithTheRightNameButTheWrongKey", "[chain]") {
+  const auto& c = Chain();
+  // Same name as the real intermediate, different key.
+  TestCertOptions options;
+  options.common_name = "certplane Test Intermediate CA";
+  auto impostor = ValueOrDie(MakeIntermediateCa(c.root, options));
+  CHECK_THAT(VerifyChain({c.leaf.cert, impostor.cert}, Roots(c.root.cert),
+                         absl::Now()),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "certificate 2 'CN=certplane Test Intermediate CA' has "
+                      "the name of the issuer of certificate 1 "
+                      "'CN=www.example.com' but its key does not verify"));
+  // The same with the trust store holding a same-named root.
+  options.common_name = "certplane Test Root CA";
+  auto fake_root = ValueOrDie(MakeRootCa(options));
+  CHECK_THAT(VerifyChain({c.leaf.cert, c.intermediate.cert},
+                         Roots(fake_root.cert), absl::Now()),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "trust store certificate 'CN=certplane Test Root CA' "
+                      "has the name of the issuer of certificate 2"));
+}
+
+TEST_CASE("NamesAnUntrustedRoot", "[chain]") {
+  const auto& c = Chain();
+  auto other = ValueOrDie(MakeRootCa(Leaf("Other Root")));
+  CHECK_THAT(VerifyChain({c.leaf.cert, c.intermediate.cert, c.root.cert},
+                         Roots(other.cert), absl::Now()),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "certificate 3 'CN=certplane Test Root CA' is a "
+                      "self-signed root that is not in the trust store"));
+  CHECK_THAT(VerifyChain({c.leaf.cert, c.intermediate.cert}, Roots(other.cert),
+                         absl::Now()),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "no issuer found for 'CN=certplane Test Intermediate "
+                      "CA' (issuer 'CN=certplane Test Root CA')"));
+}
+
+TEST_CASE("NamesAnExpiredLeafWithItsNotAfter", "[chain]") {
+  TestCertOptions options = Leaf("old.example.com");
+  options.not_before = absl::FromUnixSeconds(1600000000);  // 2020-09-13
+  options.not_after = absl::FromUnixSeconds(1700000000);   // 2023-11-14
+  auto chain = ValueOrDie(MakeChain(options));
+  CHECK_THAT(VerifyChain({chain.leaf.cert, chain.intermediate.cert},
+                         Roots(chain.root.cert), absl::Now()),
+             StatusIs(absl::StatusCode::kFailedPrecondition,
+                      "certificate 1 'CN=old.example.com' expired at "
+                      "2023-11-14T22:13:20Z (notAfter)"));
+  // The same chain was fine while the leaf was valid.
+  CHECK_THAT(
+      VerifyChain({chain.leaf.cert, chain.intermediate.cert},
+                  Roots(chain.root.cert), absl::FromUnixSeconds(1650000000)),
+      IsOk());
+}
+
+TEST_CASE("NamesTheLeafFirstWhenTheWholeChainHasExpired", "[chain]") {
+  const auto& c = Chain();
+  absl::Time later = c.root.cert.info().not_after + absl::Hours(1);
+  CHECK_THAT(VerifyChain({c.leaf.cert, c.intermediate.cert}, Roots(c.root.cert),
+                         later),
+             StatusIs(absl::StatusCode::kFailedPrecondition,
+                      "certificate 1 'CN=www.example.com' expired at"));
+}
+
+TEST_CASE("NamesANotYetValidLeafWithItsNotBefore", "[chain]") {
+  TestCertOptions options = Leaf("future.example.com");
+  options.not_before = absl::Now() + absl::Hours(24 * 30);
+  options.not_after = absl::Now() + absl::Hours(24 * 60);
+  auto chain = ValueOrDie(MakeChain(options));
+  CHECK_THAT(VerifyChain({chain.leaf.cert, chain.intermediate.cert},
+                         Roots(chain.root.cert), absl::Now()),
+             StatusIs(absl::StatusCode::kFailedPrecondition,
+                      "certificate 1 'CN=future.example.com' is not valid "
+                      "until"));
+  CHECK_THAT(
+      VerifyChain({chain.leaf.cert, chain.intermediate.cert},
+                  Roots(chain.root.cert), absl::Now() + absl::Hours(24 * 45)),
+      IsOk());
+}
+
+TEST_CASE("NamesAHostnameMismatch", "[chain]") {
+  const auto& c = Chain();
+  CHECK_THAT(VerifyChain({c.leaf.cert, c.intermediate.cert}, Roots(c.root.cert),
+                         absl::Now(), "api.example.com"),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "certificate 1 'CN=www.example.com' does not match "
+                      "hostname 'api.example.com'; its names are "
+                      "DNS:www.example.com"));
+}
+
+TEST_CASE("LetsTheLibraryRefuseALeafUsedAsACa", "[chain]") {
+  const auto& c = Chain();
+  auto below_leaf = ValueOrDie(MakeLeaf(c.leaf, Leaf("sub.example.com")));
+  CHECK_THAT(VerifyChain({below_leaf.cert, c.leaf.cert, c.intermediate.cert},
+                         Roots(c.root.cert), absl::Now()),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "chain verification failed at certificate 2 "
+                      "'CN=www.example.com'"));
+}
+
+TEST_CASE("DetectsAKeyThatDoesNotMatchTheLeaf", "[chain]") {
+  const auto& c = Chain();
+  CHECK_THAT(c.leaf.cert.CheckKeyMatches(c.intermediate.key),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "private key does not match certificate"));
+  CHECK_THAT(c.leaf.cert.CheckKeyMatches(c.leaf.key), IsOk());
+}
+
+}  // namespace
+}  // namespace certplane::crypto
