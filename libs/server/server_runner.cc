@@ -1,0 +1,275 @@
+#include "libs/server/server_runner.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/descriptor.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "libs/server/internal/observability_interceptor.h"
+#include "libs/server/json_log.h"
+#include "libs/server/shutdown_signal.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+
+namespace certplane::server {
+namespace {
+
+absl::StatusOr<std::string> ReadTlsFile(const std::string& path,
+                                        absl::string_view flag) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int error = errno;
+    return absl::Status(absl::ErrnoToStatusCode(error),
+                        absl::StrCat("cannot open ", flag, " \"", path,
+                                     "\": ", strerror(error)));
+  }
+  std::string contents;
+  char buffer[8192];
+  while (true) {
+    ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int error = errno;
+      ::close(fd);
+      return absl::Status(absl::ErrnoToStatusCode(error),
+                          absl::StrCat("cannot read ", flag, " \"", path,
+                                       "\": ", strerror(error)));
+    }
+    if (n == 0) break;
+    contents.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (!absl::StrContains(contents, "-----BEGIN ")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " \"", path, "\" holds no PEM block (-----BEGIN ...)"));
+  }
+  return contents;
+}
+
+}  // namespace
+
+struct ServerRunner::State {
+  explicit State(ServerOptions o) : options(std::move(o)) {}
+
+  ServerOptions options;
+  std::shared_ptr<prometheus::Registry> registry =
+      std::make_shared<prometheus::Registry>();
+  std::vector<std::pair<grpc::Service*, std::string>> services;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      extra_interceptors;
+
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  int port = 0;
+  int metrics_port = 0;
+  bool started = false;
+
+  absl::Mutex shutdown_mu;
+  bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
+};
+
+ServerRunner::ServerRunner(ServerOptions options)
+    : state_(std::make_unique<State>(std::move(options))) {}
+
+ServerRunner::~ServerRunner() { Shutdown(); }
+
+absl::Status ServerRunner::AddService(grpc::Service* service,
+                                      absl::string_view full_name) {
+  if (state_->started) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot add service ", full_name,
+                     " after ServerRunner::Start()"));
+  }
+  if (service == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("service ", full_name, " is null"));
+  }
+  if (google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          std::string(full_name)) == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", full_name,
+                     "\" is not a gRPC service in the linked protos; pass "
+                     "<Service>::service_full_name()"));
+  }
+  state_->services.emplace_back(service, std::string(full_name));
+  return absl::OkStatus();
+}
+
+void ServerRunner::AddInterceptorFactory(
+    std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+        factory) {
+  state_->extra_interceptors.push_back(std::move(factory));
+}
+
+prometheus::Registry& ServerRunner::metrics_registry() {
+  return *state_->registry;
+}
+
+std::shared_ptr<prometheus::Registry> ServerRunner::shared_metrics_registry() {
+  return state_->registry;
+}
+
+absl::Status ServerRunner::Start() {
+  State& s = *state_;
+  if (s.started) {
+    return absl::FailedPreconditionError("ServerRunner::Start() called twice");
+  }
+  const ServerOptions& options = s.options;
+  if (absl::Status status = ValidateServerOptions(options); !status.ok()) {
+    return status;
+  }
+
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (options.insecure_plaintext_for_development) {
+    credentials = grpc::InsecureServerCredentials();
+    log::Warning("serving plaintext gRPC (development only)",
+                 {{"app", options.app_name},
+                  {"address", options.listen_address}});
+  } else {
+    absl::StatusOr<std::string> cert =
+        ReadTlsFile(options.tls_cert_file, "--tls_cert_file");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key =
+        ReadTlsFile(options.tls_key_file, "--tls_key_file");
+    if (!key.ok()) return key.status();
+    absl::StatusOr<std::string> ca =
+        ReadTlsFile(options.tls_client_ca_file, "--tls_client_ca_file");
+    if (!ca.ok()) return ca.status();
+    grpc::SslServerCredentialsOptions ssl(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = *std::move(ca);
+    ssl.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+
+  // Process-wide switches; both are idempotent.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default, which lets a second replica silently
+  // share (and steal half the connections of) a port already in use.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(options.listen_address, credentials, &s.port);
+  for (auto& [service, name] : s.services) builder.RegisterService(service);
+
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      std::make_unique<internal::ObservabilityInterceptorFactory>(
+          options.app_name,
+          std::make_shared<internal::RpcMetrics>(*s.registry)));
+  for (auto& factory : s.extra_interceptors) {
+    interceptors.push_back(std::move(factory));
+  }
+  s.extra_interceptors.clear();
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+
+  s.server = builder.BuildAndStart();
+  if (s.server == nullptr || s.port == 0) {
+    s.server.reset();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot serve gRPC on --listen_address ", options.listen_address,
+        " (address in use, not local, or TLS material rejected; gRPC's "
+        "log above has the detail)"));
+  }
+  s.started = true;
+
+  grpc::HealthCheckServiceInterface* health =
+      s.server->GetHealthCheckService();
+  if (health != nullptr) {
+    health->SetServingStatus(true);  // Overall ("") and existing entries.
+    for (const auto& [service, name] : s.services) {
+      health->SetServingStatus(name, true);
+    }
+  }
+
+  if (!options.metrics_address.empty()) {
+    try {
+      s.exposer = std::make_unique<prometheus::Exposer>(options.metrics_address);
+      s.exposer->RegisterCollectable(s.registry);
+      std::vector<int> ports = s.exposer->GetListeningPorts();
+      s.metrics_port = ports.empty() ? 0 : ports.front();
+    } catch (const std::exception& e) {
+      s.exposer.reset();
+      Shutdown();
+      return absl::UnavailableError(
+          absl::StrCat("cannot serve /metrics on --metrics_address ",
+                       options.metrics_address, ": ", e.what()));
+    }
+  }
+
+  if (options.handle_shutdown_signals) {
+    if (absl::Status status = InstallShutdownSignalHandlers(); !status.ok()) {
+      Shutdown();
+      return status;
+    }
+  }
+
+  log::Info("serving",
+            {{"app", options.app_name},
+             {"grpc_port", s.port},
+             {"metrics_port", s.metrics_port},
+             {"tls", !options.insecure_plaintext_for_development}});
+  return absl::OkStatus();
+}
+
+int ServerRunner::port() const { return state_->port; }
+
+int ServerRunner::metrics_port() const { return state_->metrics_port; }
+
+grpc::Server* ServerRunner::server() { return state_->server.get(); }
+
+void ServerRunner::Shutdown() {
+  State& s = *state_;
+  absl::MutexLock lock(&s.shutdown_mu);
+  if (s.shut_down || s.server == nullptr) return;
+  s.shut_down = true;
+  log::Info("shutting down",
+            {{"app", s.options.app_name},
+             {"grace_period_ms",
+              absl::ToInt64Milliseconds(s.options.shutdown_grace_period)}});
+  if (grpc::HealthCheckServiceInterface* health =
+          s.server->GetHealthCheckService();
+      health != nullptr) {
+    health->SetServingStatus(false);
+  }
+  s.server->Shutdown(
+      absl::ToChronoTime(absl::Now() + s.options.shutdown_grace_period));
+  s.server->Wait();
+  s.exposer.reset();
+  log::Info("stopped", {{"app", s.options.app_name}});
+}
+
+absl::Status ServerRunner::RunUntilShutdownSignal() {
+  if (absl::Status status = InstallShutdownSignalHandlers(); !status.ok()) {
+    return status;
+  }
+  int signal_number = WaitForShutdownSignal();
+  log::Info("shutdown requested",
+            {{"app", state_->options.app_name},
+             {"signal", signal_number > 0 ? strsignal(signal_number)
+                                          : "RequestShutdown"}});
+  Shutdown();
+  return absl::OkStatus();
+}
+
+}  // namespace certplane::server

@@ -1,0 +1,337 @@
+#include "libs/server/server_runner.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "certplane/testing/v1/echo.grpc.pb.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "libs/server/json_log.h"
+#include "libs/server/request_id.h"
+#include "libs/server/server_options.h"
+#include "libs/server/testing/echo_service.h"
+#include "libs/server/testing/test_client.h"
+#include "libs/status/grpc_status.h"
+#include "libs/testing/status_matchers.h"
+
+namespace certplane::server {
+namespace {
+
+using ::certplane::server::testing::ChildProcess;
+using ::certplane::server::testing::EchoServiceImpl;
+using ::certplane::testing::IsOk;
+using ::certplane::testing::StatusIs;
+using ::certplane::testing::ValueOrDie;
+using ::certplane::testing::v1::EchoRequest;
+using ::certplane::testing::v1::EchoResponse;
+using ::certplane::testing::v1::EchoService;
+using ::certplane::testing::v1::WireHealthCheckResponse;
+
+constexpr char kEchoServiceName[] = "certplane.testing.v1.EchoService";
+
+ServerOptions PlaintextOptions() {
+  ServerOptions options;
+  options.app_name = "echo-test";
+  options.listen_address = "127.0.0.1:0";
+  options.metrics_address = "127.0.0.1:0";
+  options.insecure_plaintext_for_development = true;
+  options.handle_shutdown_signals = false;
+  options.shutdown_grace_period = absl::Seconds(2);
+  return options;
+}
+
+// A running runner with the echo service and a client channel to it.
+struct EchoServer {
+  explicit EchoServer(ServerOptions options = PlaintextOptions())
+      : runner(std::move(options)) {
+    REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
+                 IsOk());
+    REQUIRE_THAT(runner.Start(), IsOk());
+    REQUIRE(runner.port() > 0);
+    channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner.port()),
+                                  grpc::InsecureChannelCredentials());
+    stub = EchoService::NewStub(channel);
+  }
+
+  grpc::Status Echo(const EchoRequest& request, EchoResponse* response,
+                    grpc::ClientContext* context) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    return stub->Echo(context, request, response);
+  }
+
+  EchoServiceImpl service;
+  ServerRunner runner;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<EchoService::Stub> stub;
+};
+
+// Collects log lines for the lifetime of the object.
+class CapturedLogs {
+ public:
+  CapturedLogs() {
+    log::SetSinkForTesting([this](absl::string_view line) {
+      absl::MutexLock lock(&mu_);
+      lines_.emplace_back(line);
+    });
+  }
+  ~CapturedLogs() { log::SetSinkForTesting({}); }
+  std::vector<std::string> LinesContaining(absl::string_view text) {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> found;
+    for (const std::string& line : lines_) {
+      if (absl::StrContains(line, text)) found.push_back(line);
+    }
+    return found;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+std::string InitialMetadata(const grpc::ClientContext& context,
+                            const std::string& key) {
+  const auto& metadata = context.GetServerInitialMetadata();
+  auto it = metadata.find(key);
+  if (it == metadata.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+bool IsLowerHex(absl::string_view text) {
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+TEST_CASE("HealthCheckReportsServingForTheServerAndEachService") {
+  EchoServer server;
+  CHECK(ValueOrDie(testing::CheckHealth(server.channel, "")) ==
+        WireHealthCheckResponse::SERVING);
+  CHECK(ValueOrDie(testing::CheckHealth(server.channel, kEchoServiceName)) ==
+        WireHealthCheckResponse::SERVING);
+  CHECK_THAT(testing::CheckHealth(server.channel, "no.such.Service"),
+             StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_CASE("ReflectionListsTheRegisteredServices") {
+  EchoServer server;
+  std::vector<std::string> names =
+      ValueOrDie(testing::ListServicesByReflection(server.channel));
+  CHECK(std::find(names.begin(), names.end(), kEchoServiceName) !=
+        names.end());
+  CHECK(std::find(names.begin(), names.end(), "grpc.health.v1.Health") !=
+        names.end());
+}
+
+TEST_CASE("ClientRequestIdReachesTheHandlerAndComesBack") {
+  EchoServer server;
+  EchoRequest request;
+  request.set_message("hello");
+  EchoResponse response;
+  grpc::ClientContext context;
+  context.AddMetadata("x-request-id", "req-2b7e1516");
+  REQUIRE(server.Echo(request, &response, &context).ok());
+  CHECK(response.message() == "hello");
+  CHECK(response.request_id() == "req-2b7e1516");
+  CHECK(InitialMetadata(context, "x-request-id") == "req-2b7e1516");
+}
+
+TEST_CASE("MissingOrUnusableRequestIdIsReplacedByAFreshOne") {
+  EchoServer server;
+  std::vector<std::string> ids;
+  for (const char* given : {"", "has space", ""}) {
+    EchoRequest request;
+    EchoResponse response;
+    grpc::ClientContext context;
+    if (*given != '\0') context.AddMetadata("x-request-id", given);
+    REQUIRE(server.Echo(request, &response, &context).ok());
+    INFO(response.request_id());
+    CHECK(response.request_id().size() == 32);
+    CHECK(IsLowerHex(response.request_id()));
+    CHECK(InitialMetadata(context, "x-request-id") == response.request_id());
+    ids.push_back(response.request_id());
+  }
+  CHECK(ids[0] != ids[1]);
+  CHECK(ids[1] != ids[2]);
+}
+
+TEST_CASE("HandlerErrorReachesTheClientWithTheSameCodeAndMessage") {
+  EchoServer server;
+  for (absl::StatusCode code :
+       {absl::StatusCode::kNotFound, absl::StatusCode::kFailedPrecondition,
+        absl::StatusCode::kInvalidArgument}) {
+    EchoRequest request;
+    request.set_error_code(static_cast<int>(code));
+    request.set_error_message("certificate \"7\" not found in team \"web\"");
+    EchoResponse response;
+    grpc::ClientContext context;
+    CHECK_THAT(FromGrpcStatus(server.Echo(request, &response, &context)),
+               StatusIs(code, "certificate \"7\" not found in team \"web\""));
+  }
+}
+
+TEST_CASE("MetricsCountRpcsPerMethodAndCodeAndAreServedOnMetrics") {
+  EchoServer server;
+  REQUIRE(server.runner.metrics_port() > 0);
+  for (int i = 0; i < 2; ++i) {
+    EchoResponse response;
+    grpc::ClientContext context;
+    REQUIRE(server.Echo(EchoRequest(), &response, &context).ok());
+  }
+  EchoRequest failing;
+  failing.set_error_code(static_cast<int>(absl::StatusCode::kNotFound));
+  EchoResponse response;
+  grpc::ClientContext context;
+  REQUIRE_FALSE(server.Echo(failing, &response, &context).ok());
+
+  std::string scrape =
+      ValueOrDie(testing::HttpGet(server.runner.metrics_port(), "/metrics"));
+  INFO(scrape);
+  CHECK((absl::StartsWith(scrape, "HTTP/1.1 200") ||
+         absl::StartsWith(scrape, "HTTP/1.0 200")));
+  CHECK(absl::StrContains(
+      scrape,
+      "certplane_grpc_server_handled_total{grpc_code=\"OK\",grpc_method="
+      "\"Echo\",grpc_service=\"certplane.testing.v1.EchoService\"} 2\n"));
+  CHECK(absl::StrContains(
+      scrape,
+      "certplane_grpc_server_handled_total{grpc_code=\"NOT_FOUND\","
+      "grpc_method=\"Echo\",grpc_service=\"certplane.testing.v1."
+      "EchoService\"} 1\n"));
+  CHECK(absl::StrContains(
+      scrape,
+      "certplane_grpc_server_handling_seconds_count{grpc_method=\"Echo\","
+      "grpc_service=\"certplane.testing.v1.EchoService\"} 3\n"));
+}
+
+TEST_CASE("EachRpcWritesOneJsonLogLine") {
+  CapturedLogs logs;
+  EchoServer server;
+  EchoRequest request;
+  request.set_error_code(static_cast<int>(absl::StatusCode::kAlreadyExists));
+  request.set_error_message("order exists");
+  EchoResponse response;
+  grpc::ClientContext context;
+  context.AddMetadata("x-request-id", "log-line-test-1");
+  REQUIRE_FALSE(server.Echo(request, &response, &context).ok());
+
+  std::vector<std::string> lines = logs.LinesContaining("log-line-test-1");
+  REQUIRE(lines.size() == 1);
+  INFO(lines[0]);
+  google::protobuf::Struct parsed;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(lines[0], &parsed).ok());
+  const auto& fields = parsed.fields();
+  CHECK(fields.at("level").string_value() == "info");
+  CHECK(fields.at("msg").string_value() == "rpc");
+  CHECK(fields.at("app").string_value() == "echo-test");
+  CHECK(fields.at("service").string_value() == kEchoServiceName);
+  CHECK(fields.at("method").string_value() == "Echo");
+  CHECK(fields.at("request_id").string_value() == "log-line-test-1");
+  CHECK(fields.at("grpc_code").string_value() == "ALREADY_EXISTS");
+  CHECK(fields.at("error").string_value() == "order exists");
+  CHECK(fields.at("latency_ms").kind_case() ==
+        google::protobuf::Value::kNumberValue);
+  CHECK(fields.at("latency_ms").number_value() >= 0);
+  CHECK(absl::StartsWith(fields.at("peer").string_value(), "ipv4:127.0.0.1:"));
+  CHECK(absl::StrContains(fields.at("ts").string_value(), "T"));
+}
+
+TEST_CASE("AddServiceRejectsANameThatIsNotALinkedService") {
+  ServerRunner runner(PlaintextOptions());
+  EchoServiceImpl service;
+  CHECK_THAT(runner.AddService(&service, "certplane.testing.v1.Typo"),
+             StatusIs(absl::StatusCode::kInvalidArgument, "Typo"));
+}
+
+TEST_CASE("StartFailsWhenThePortIsAlreadyServed") {
+  EchoServer first;
+  ServerOptions options = PlaintextOptions();
+  options.listen_address = absl::StrCat("127.0.0.1:", first.runner.port());
+  options.metrics_address = "";
+  ServerRunner second(options);
+  CHECK_THAT(second.Start(),
+             StatusIs(absl::StatusCode::kUnavailable, "--listen_address"));
+}
+
+TEST_CASE("StartFailsWithAClearErrorWhenATlsFileIsMissing") {
+  ServerOptions options = PlaintextOptions();
+  options.insecure_plaintext_for_development = false;
+  options.tls_cert_file = "/nonexistent/server.pem";
+  options.tls_key_file = "/nonexistent/server.key";
+  options.tls_client_ca_file = "/nonexistent/ca.pem";
+  ServerRunner runner(options);
+  CHECK_THAT(runner.Start(),
+             StatusIs(absl::StatusCode::kNotFound,
+                      "--tls_cert_file \"/nonexistent/server.pem\""));
+}
+
+TEST_CASE("SigtermLetsTheInFlightRpcFinishAndExitsZero") {
+  auto child = ValueOrDie(ChildProcess::Start(
+      CERTPLANE_ECHO_SERVER_PATH, {},
+      {"CERTPLANE_INSECURE_PLAINTEXT_FOR_DEVELOPMENT=true",
+       "CERTPLANE_LISTEN_ADDRESS=127.0.0.1:0",
+       "CERTPLANE_SHUTDOWN_GRACE_PERIOD=5s"}));
+  std::string port_line = ValueOrDie(child->ReadLine(absl::Seconds(10)));
+  REQUIRE(absl::StartsWith(port_line, "port "));
+  auto channel = grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port_line.substr(5)),
+      grpc::InsecureChannelCredentials());
+  auto stub = EchoService::NewStub(channel);
+
+  EchoRequest request;
+  request.set_message("finish me");
+  request.set_delay_ms(500);
+  EchoResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  std::promise<grpc::Status> done;
+  stub->async()->Echo(&context, &request, &response,
+                      [&done](grpc::Status status) { done.set_value(status); });
+
+  REQUIRE(ValueOrDie(child->ReadLine(absl::Seconds(10))) ==
+          "slow call started");
+  REQUIRE_THAT(child->Signal(SIGTERM), IsOk());
+
+  std::future<grpc::Status> result = done.get_future();
+  REQUIRE(result.wait_for(std::chrono::seconds(10)) ==
+          std::future_status::ready);
+  grpc::Status status = result.get();
+  INFO(status.error_message());
+  CHECK(status.ok());
+  CHECK(response.message() == "finish me");
+  CHECK(ValueOrDie(child->WaitForExit(absl::Seconds(5))) == 0);
+}
+
+TEST_CASE("BadEnvironmentValueStopsTheBinaryAtStartup") {
+  auto child = ValueOrDie(ChildProcess::Start(
+      CERTPLANE_ECHO_SERVER_PATH, {},
+      {"CERTPLANE_INSECURE_PLAINTEXT_FOR_DEVELOPMENT=maybe"}));
+  CHECK(ValueOrDie(child->WaitForExit(absl::Seconds(10))) == 2);
+}
+
+TEST_CASE("MissingTlsConfigurationStopsTheBinaryAtStartup") {
+  auto child = ValueOrDie(ChildProcess::Start(
+      CERTPLANE_ECHO_SERVER_PATH, {"--listen_address=127.0.0.1:0"}, {}));
+  CHECK(ValueOrDie(child->WaitForExit(absl::Seconds(10))) == 1);
+}
+
+}  // namespace
+}  // namespace certplane::server
