@@ -193,6 +193,13 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
         "\" is not a valid schema name: use 1-63 lowercase letters, digits "
         "and '_', starting with a letter"));
   }
+  if (options.schema.empty()) options.schema = options.service;
+  if (!IsValidServiceName(options.schema)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schema name \"", options.schema,
+        "\" is not valid: use 1-63 lowercase letters, digits and '_', "
+        "starting with a letter"));
+  }
   if (options.pool_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "database pool_size must be at least 1, got ", options.pool_size));
@@ -216,8 +223,10 @@ absl::StatusOr<std::unique_ptr<soci::session>> Database::OpenSession() {
       session->open(soci::postgresql, url_);
       // The schema exists (Initialize creates it before any other session
       // is used); quoting keeps the validated name literal.
-      PostgresExec(*session, absl::StrCat("SET search_path TO \"",
-                                          options_.service, "\""));
+      // Notices ("already exists, skipping") would go to stderr otherwise.
+      PostgresExec(*session, absl::StrCat("SET client_min_messages TO warning; "
+                                          "SET search_path TO \"",
+                                          options_.schema, "\""));
     } else {
       session->open(soci::sqlite3, absl::StrCat("db=", url_));
       int64_t busy_ms = absl::ToInt64Milliseconds(options_.sqlite_busy_timeout);
@@ -255,8 +264,8 @@ absl::Status Database::Initialize() {
         sql,
         absl::StrCat("SELECT pg_advisory_xact_lock(hashtext('certplane "
                      "schema ",
-                     options_.service, "')); CREATE SCHEMA IF NOT EXISTS \"",
-                     options_.service, "\""));
+                     options_.schema, "')); CREATE SCHEMA IF NOT EXISTS \"",
+                     options_.schema, "\""));
     return absl::OkStatus();
   });
 }

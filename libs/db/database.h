@@ -18,7 +18,7 @@
 //   sqlite::memory:
 //
 // Per-service isolation: on PostgreSQL, Open() creates the schema named by
-// DatabaseOptions::service (if missing) and every pooled session's
+// DatabaseOptions::service (or ::schema) if missing, and every pooled session's
 // search_path is set to it, so unqualified table names refer to the
 // service's own tables. On SQLite the service owns the whole file.
 //
@@ -75,6 +75,10 @@ struct DatabaseOptions {
   // Lowercase letters, digits and '_', starting with a letter, at most 63
   // characters. Required.
   std::string service;
+  // The PostgreSQL schema holding the service's tables; empty means
+  // `service`. Same syntax rules. Lets tests (and unusual deployments) keep
+  // several copies of one service's tables in one database.
+  std::string schema;
   // Maximum number of open sessions (forced to 1 for sqlite::memory:).
   int pool_size = 4;
   // How long Transact() waits for a free session before UNAVAILABLE.
@@ -109,8 +113,9 @@ class Database {
   ~Database();
 
   Dialect dialect() const { return dialect_; }
-  // The service's schema name (DatabaseOptions::service).
   const std::string& service() const { return options_.service; }
+  // The PostgreSQL schema in use (DatabaseOptions::schema, else service).
+  const std::string& schema() const { return options_.schema; }
   // The URL with any password replaced by "***", safe for logs.
   const std::string& redacted_url() const { return redacted_url_; }
 

@@ -75,7 +75,7 @@ absl::Status Migrate(Database& db, absl::Span<const Migration> migrations) {
   const bool postgres = db.dialect() == Dialect::kPostgres;
   const int newest_known = migrations.empty() ? 0 : migrations.back().version;
   const int64_t lock_key = static_cast<int64_t>(
-      Fnv1a64(absl::StrCat("certplane migrations ", db.service())));
+      Fnv1a64(absl::StrCat("certplane migrations ", db.schema())));
 
   // One transaction per migration. Each re-reads what is recorded under the
   // lock, so a replica that lost the race simply finds nothing to do.

@@ -13,8 +13,12 @@
 //   auto db = certplane::testing::OpenFreshDatabase(dialect);
 //
 // Every call gives a new, empty database: a fresh SQLite file in this
-// process's temporary folder (removed at exit), or a fresh database on the
-// shared throwaway PostgreSQL server (libs/testing/postgres_fixture.h).
+// process's temporary folder (removed at exit), or, on the shared throwaway
+// PostgreSQL server (libs/testing/postgres_fixture.h), a fresh schema
+// ("t<n>_<service>", set as DatabaseOptions::schema) in a database shared
+// by the test process, because CREATE DATABASE is slow. Use
+// FreshDatabaseUrl() when a test needs a whole database (several services,
+// or several Database objects on the same data).
 // Nothing skips: when PostgreSQL cannot start, the test fails with the
 // reason. Thread-safe.
 #ifndef CERTPLANE_LIBS_TESTING_DB_TEST_UTIL_H_
@@ -38,7 +42,7 @@ db::DatabaseOptions TestDatabaseOptions();
 // URL of a new, empty database for `dialect`. FAILs the test on error.
 std::string FreshDatabaseUrl(db::Dialect dialect);
 
-// Opens a new, empty database. FAILs the test on error.
+// Opens a new, empty database (see above). FAILs the test on error.
 std::unique_ptr<db::Database> OpenFreshDatabase(
     db::Dialect dialect, db::DatabaseOptions options = TestDatabaseOptions());
 
