@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/pkcs12.h>
 #include <openssl/pkcs7.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -40,6 +41,7 @@ CERTPLANE_SSL_DELETER(EVP_PKEY_CTX, EVP_PKEY_CTX_free);
 CERTPLANE_SSL_DELETER(EVP_MD_CTX, EVP_MD_CTX_free);
 CERTPLANE_SSL_DELETER(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free);
 CERTPLANE_SSL_DELETER(EC_KEY, EC_KEY_free);
+CERTPLANE_SSL_DELETER(RSA, RSA_free);
 CERTPLANE_SSL_DELETER(EC_POINT, EC_POINT_free);
 CERTPLANE_SSL_DELETER(X509, X509_free);
 CERTPLANE_SSL_DELETER(X509_REQ, X509_REQ_free);
