@@ -292,8 +292,10 @@ absl::Status VerifyChain(absl::Span<const Certificate> presented,
   // Walk the chain as presented until it reaches a trust anchor, naming the
   // first link that is missing, misordered or mismatched.
   std::vector<std::pair<std::string, const Certificate*>> path;
+  size_t anchored_at = 0;  // Index of the last presented certificate used.
   for (size_t i = 0; i < presented.size(); ++i) {
     const Certificate& certificate = presented[i];
+    anchored_at = i;
     path.emplace_back(Position(i, certificate), &certificate);
     if (roots.Contains(certificate)) break;
     auto root = std::find_if(
@@ -312,6 +314,21 @@ absl::Status VerifyChain(absl::Span<const Certificate> presented,
     }
     if (absl::Status status = CheckIssuer(presented, i, roots); !status.ok()) {
       return status;
+    }
+  }
+  // Certificates after the anchor are ignored (as TLS clients do) unless one
+  // of them belongs below a certificate already on the path: then the chain
+  // was presented out of order.
+  for (size_t k = anchored_at + 1; k < presented.size(); ++k) {
+    for (size_t j = 0; j <= anchored_at; ++j) {
+      if (presented[k] != presented[j] &&
+          presented[k].IsIssuedBy(presented[j])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Position(k, presented[k]), " is issued by ",
+            Position(j, presented[j]),
+            " but comes after it: the chain is misordered (present it leaf "
+            "first, each certificate followed by its issuer)"));
+      }
     }
   }
   for (const auto& [label, certificate] : path) {
