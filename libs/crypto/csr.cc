@@ -24,32 +24,9 @@ using internal::SslError;
 using internal::SslInternal;
 using internal::SslPtr;
 
-absl::string_view SanTypeText(SanType type) {
-  switch (type) {
-    case SanType::kDns:
-      return "DNS";
-    case SanType::kIp:
-      return "IP";
-    case SanType::kEmail:
-      return "email";
-    case SanType::kUri:
-      return "URI";
-  }
-  return "unknown";
-}
-
 absl::Status Invalid(const SubjectAltName& san, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("SAN ", SanTypeText(san.type),
+  return absl::InvalidArgumentError(absl::StrCat("SAN ", SanTypeName(san.type),
                                                  ":\"", san.value, "\" ", why));
-}
-
-// The first value of `type` in `dn`, or "".
-std::string FirstAttribute(const DistinguishedName& dn,
-                           absl::string_view type) {
-  for (const NameAttribute& attribute : dn.attributes) {
-    if (attribute.type == type) return attribute.value;
-  }
-  return "";
 }
 
 bool IsLdh(char c) { return absl::ascii_isalnum(c) || c == '-'; }
@@ -649,7 +626,7 @@ absl::Status CheckCsrPolicy(const CertificateRequest& csr,
       if (SameSan(sans[j], san)) return Invalid(san, "is a duplicate");
     }
   }
-  std::string cn = FirstAttribute(csr.subject(), "CN");
+  std::string cn = csr.subject().Get("CN");
   if (!cn.empty()) {
     bool found = std::any_of(sans.begin(), sans.end(), [&](const auto& san) {
       return (san.type == SanType::kDns || san.type == SanType::kIp) &&
