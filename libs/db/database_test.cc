@@ -215,6 +215,41 @@ TEST_CASE("PoolExhaustionIsUnavailableAfterTheAcquireTimeout") {
       }());
 }
 
+TEST_CASE("LockedSqliteDatabaseIsUnavailableAfterBusyTimeoutAndRetries") {
+  std::string url = FreshDatabaseUrl(Dialect::kSqlite);
+  DatabaseOptions options = TestDatabaseOptions();
+  options.sqlite_busy_timeout = absl::Milliseconds(100);
+  options.max_retries = 1;
+  auto writer = ValueOrDie(Database::Open(url, options));
+  auto other = ValueOrDie(Database::Open(url, options));
+  REQUIRE_THAT(Exec(*writer, "CREATE TABLE t (x INTEGER)"), IsOk());
+  absl::Notification holding, release;
+  std::thread holder([&]() {
+    CHECK_THAT(writer->Transact([&](soci::session& s) {
+      s << "INSERT INTO t VALUES (1)";
+      holding.Notify();
+      release.WaitForNotification();
+      return absl::OkStatus();
+    }),
+               IsOk());
+  });
+  holding.WaitForNotification();
+  int attempts = 0;
+  absl::Status status = other->Transact([&](soci::session& s) {
+    ++attempts;
+    s << "INSERT INTO t VALUES (2)";
+    return absl::OkStatus();
+  });
+  // Readers are not blocked by the writer in WAL mode.
+  CHECK(Count(*other, "t") == 0);
+  release.Notify();
+  holder.join();
+  CHECK_THAT(status, StatusIs(absl::StatusCode::kUnavailable, "locked"));
+  CHECK(attempts == 0);  // BEGIN IMMEDIATE failed before the body ran
+  CHECK_THAT(Exec(*other, "INSERT INTO t VALUES (2)"), IsOk());
+  CHECK(Count(*other, "t") == 2);
+}
+
 TEST_CASE("SerializationFailureIsRetriedThenAborted") {
   auto db = OpenFreshDatabase(Dialect::kPostgres);
   const std::string fail =

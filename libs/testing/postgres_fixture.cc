@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -180,7 +182,30 @@ void StopAtExit() {
   fs::remove_all(c->dir, ec);
 }
 
+// Removes folders left by test processes that were killed (SIGKILL skips
+// exit handlers; the server itself dies with them via PR_SET_PDEATHSIG).
+// Only folders older than an hour whose postmaster is not running, so a
+// concurrently starting test process is never disturbed.
+void RemoveStaleFolders() {
+  std::error_code ec;
+  auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  for (const auto& entry : fs::directory_iterator("/tmp", ec)) {
+    if (!absl::StartsWith(entry.path().filename().string(), "certplane-pg-")) {
+      continue;
+    }
+    std::error_code entry_ec;
+    if (fs::last_write_time(entry.path(), entry_ec) > cutoff || entry_ec) {
+      continue;
+    }
+    std::ifstream pid_file(entry.path() / "data" / "postmaster.pid");
+    pid_t pid = 0;
+    if (pid_file >> pid && pid > 0 && kill(pid, 0) == 0) continue;
+    fs::remove_all(entry.path(), entry_ec);
+  }
+}
+
 absl::StatusOr<Cluster*> StartCluster() {
+  RemoveStaleFolders();
   absl::StatusOr<std::string> bindir = FindBinDir();
   if (!bindir.ok()) return bindir.status();
 
