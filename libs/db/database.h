@@ -30,12 +30,11 @@
 //
 // Errors: SOCI and standard exceptions never escape this library. They are
 // mapped to the most specific canonical code:
-//   unique violation (SQLSTATE 23505, SQLite UNIQUE)       -> ALREADY_EXISTS
-//   foreign key violation (23503, SQLite FOREIGN KEY)       ->
-//   FAILED_PRECONDITION serialization failure / deadlock (40001, 40P01) ->
-//   ABORTED (retried) connection failures, SQLite busy/locked, pool exhausted
-//   -> UNAVAILABLE anything else                                            ->
-//   INTERNAL
+//   - unique violation (SQLSTATE 23505, SQLite UNIQUE): ALREADY_EXISTS
+//   - foreign key violation (23503, SQLite FOREIGN KEY): FAILED_PRECONDITION
+//   - serialization failure or deadlock (40001, 40P01): ABORTED (retried)
+//   - connection failures, SQLite busy/locked, pool exhausted: UNAVAILABLE
+//   - anything else: INTERNAL
 // Messages never contain the password from the URL.
 //
 // Thread safety: Database is thread-safe; Transact() may be called from many
