@@ -36,9 +36,8 @@ ABSL_FLAG(std::string, log_level, "info",
 namespace certplane::server {
 
 std::string EnvironmentVariableForFlag(absl::string_view flag_name) {
-  return absl::StrCat(
-      "CERTPLANE_",
-      absl::AsciiStrToUpper(absl::StrReplaceAll(flag_name, {{"-", "_"}})));
+  return absl::StrCat("CERTPLANE_", absl::AsciiStrToUpper(absl::StrReplaceAll(
+                                        flag_name, {{"-", "_"}})));
 }
 
 absl::Status ApplyFlagsFromEnvironment() {
@@ -49,10 +48,9 @@ absl::Status ApplyFlagsFromEnvironment() {
     if (value == nullptr || *value == '\0') continue;
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("environment variable ", variable, "=\"", value,
-                       "\" is not a valid value for flag --", name, ": ",
-                       error));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "environment variable ", variable, "=\"", value,
+          "\" is not a valid value for flag --", name, ": ", error));
     }
   }
   return absl::OkStatus();

@@ -24,9 +24,9 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
-#include "absl/time/time.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "libs/server/server_options.h"
 
 ABSL_DECLARE_FLAG(std::string, listen_address);

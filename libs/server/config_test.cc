@@ -133,9 +133,9 @@ TEST_CASE("MalformedAddressesAreRejectedNamingTheFlag") {
   for (const char* address :
        {"127.0.0.1", "127.0.0.1:http", ":80", "127.0.0.1:70000", "::1:80"}) {
     options.listen_address = address;
-    CHECK_THAT(ValidateServerOptions(options),
-               StatusIs(absl::StatusCode::kInvalidArgument,
-                        "--listen_address"));
+    CHECK_THAT(
+        ValidateServerOptions(options),
+        StatusIs(absl::StatusCode::kInvalidArgument, "--listen_address"));
   }
   options.listen_address = "127.0.0.1:0";
   options.metrics_address = "nope";
@@ -147,9 +147,9 @@ TEST_CASE("NonPositiveGracePeriodIsRejected") {
   ServerOptions options;
   options.insecure_plaintext_for_development = true;
   options.shutdown_grace_period = absl::ZeroDuration();
-  CHECK_THAT(ValidateServerOptions(options),
-             StatusIs(absl::StatusCode::kInvalidArgument,
-                      "--shutdown_grace_period"));
+  CHECK_THAT(
+      ValidateServerOptions(options),
+      StatusIs(absl::StatusCode::kInvalidArgument, "--shutdown_grace_period"));
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Structured logs for certplane services: one JSON object per line on
 // stderr, so log collectors can parse them without guessing.
 //
-//   certplane::log::Info("order approved", {{"order_id", id}, {"approver", who}});
+//   certplane::log::Info("order approved", {{"order_id", id}, {"approver",
+//   who}});
 //   -> {"ts":"2026-12-03T18:13:50.123Z","level":"info","msg":"order approved",
 //       "order_id":"42","approver":"alice"}
 //
@@ -47,9 +48,9 @@ class Field {
       : Field(key, absl::string_view(value)) {}
   Field(absl::string_view key, bool value);
   Field(absl::string_view key, double value);
-  template <typename Int, std::enable_if_t<std::is_integral_v<Int> &&
-                                               !std::is_same_v<Int, bool>,
-                                           int> = 0>
+  template <typename Int,
+            std::enable_if_t<
+                std::is_integral_v<Int> && !std::is_same_v<Int, bool>, int> = 0>
   Field(absl::string_view key, Int value)
       : Field(key, static_cast<int64_t>(value), IntTag{}) {}
 
@@ -74,7 +75,8 @@ std::string FormatLine(Level level, absl::string_view message,
 // Writes one line to the sink when `level` is at least the minimum level.
 void Log(Level level, absl::string_view message,
          std::initializer_list<Field> fields = {});
-void Log(Level level, absl::string_view message, absl::Span<const Field> fields);
+void Log(Level level, absl::string_view message,
+         absl::Span<const Field> fields);
 inline void Debug(absl::string_view message,
                   std::initializer_list<Field> fields = {}) {
   Log(Level::kDebug, message, fields);

@@ -1,5 +1,6 @@
 #include "libs/server/json_log.h"
 
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
@@ -7,7 +8,6 @@
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
-#include <catch2/catch.hpp>
 
 namespace certplane::log {
 namespace {
@@ -22,11 +22,10 @@ google::protobuf::Struct ParseJson(const std::string& line) {
 
 TEST_CASE("FormatLineWritesTimestampLevelMessageAndFieldsInOrder") {
   const absl::Time now = absl::FromUnixMillis(1796321630123);
-  std::string line =
-      FormatLine(Level::kWarning, "order approved",
-                 {Field("order_id", "42"), Field("count", 3),
-                  Field("ok", true), Field("latency_ms", 1.5)},
-                 now);
+  std::string line = FormatLine(Level::kWarning, "order approved",
+                                {Field("order_id", "42"), Field("count", 3),
+                                 Field("ok", true), Field("latency_ms", 1.5)},
+                                now);
   CHECK(line ==
         "{\"ts\":\"2026-12-03T18:13:50.123Z\",\"level\":\"warning\","
         "\"msg\":\"order approved\",\"order_id\":\"42\",\"count\":3,"
@@ -36,8 +35,8 @@ TEST_CASE("FormatLineWritesTimestampLevelMessageAndFieldsInOrder") {
 TEST_CASE("StringsThatLookLikeJsonStayInsideTheirField") {
   const std::string hostile =
       "x\",\"level\":\"error\"}\n{\"injected\":\"\\\t\x01\x7f";
-  std::string line = FormatLine(Level::kInfo, hostile,
-                                {Field("peer", hostile)}, absl::UnixEpoch());
+  std::string line = FormatLine(Level::kInfo, hostile, {Field("peer", hostile)},
+                                absl::UnixEpoch());
   CHECK(line.find('\n') == std::string::npos);
   google::protobuf::Struct parsed = ParseJson(line);
   CHECK(parsed.fields().at("msg").string_value() == hostile);
@@ -47,10 +46,13 @@ TEST_CASE("StringsThatLookLikeJsonStayInsideTheirField") {
 }
 
 TEST_CASE("JsonQuoteKeepsValidUtf8AndReplacesInvalidBytes") {
-  CHECK(JsonQuote("caf\xc3\xa9 \xe2\x82\xac") == "\"caf\xc3\xa9 \xe2\x82\xac\"");
-  CHECK(JsonQuote("a\xff" "b") == "\"a\\ufffdb\"");
-  CHECK(JsonQuote("\xc3") == "\"\\ufffd\"");            // Truncated.
-  CHECK(JsonQuote("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");  // Surrogate.
+  CHECK(JsonQuote("caf\xc3\xa9 \xe2\x82\xac") ==
+        "\"caf\xc3\xa9 \xe2\x82\xac\"");
+  CHECK(JsonQuote("a\xff"
+                  "b") == "\"a\\ufffdb\"");
+  CHECK(JsonQuote("\xc3") == "\"\\ufffd\"");  // Truncated.
+  CHECK(JsonQuote("\xed\xa0\x80") ==
+        "\"\\ufffd\\ufffd\\ufffd\"");                    // Surrogate.
   CHECK(JsonQuote("\xc0\xaf") == "\"\\ufffd\\ufffd\"");  // Overlong '/'.
 }
 
@@ -62,8 +64,7 @@ TEST_CASE("NonFiniteNumbersAreWrittenAsStrings") {
 
 TEST_CASE("LogSendsLinesAtOrAboveTheMinimumLevelToTheSink") {
   std::vector<std::string> lines;
-  SetSinkForTesting(
-      [&](absl::string_view line) { lines.emplace_back(line); });
+  SetSinkForTesting([&](absl::string_view line) { lines.emplace_back(line); });
   SetMinimumLevel(Level::kInfo);
   Debug("hidden");
   Info("shown", {{"k", "v"}});

@@ -50,7 +50,8 @@ ServerOptions PlaintextOptions() {
   ServerOptions options;
   options.app_name = "echo-test";
   options.listen_address = "127.0.0.1:0";
-  options.metrics_address = "127.0.0.1:0";
+  // No exposer by default: stopping one takes civetweb ~2 s.
+  options.metrics_address = "";
   options.insecure_plaintext_for_development = true;
   options.handle_shutdown_signals = false;
   options.shutdown_grace_period = absl::Seconds(2);
@@ -135,8 +136,7 @@ TEST_CASE("ReflectionListsTheRegisteredServices") {
   EchoServer server;
   std::vector<std::string> names =
       ValueOrDie(testing::ListServicesByReflection(server.channel));
-  CHECK(std::find(names.begin(), names.end(), kEchoServiceName) !=
-        names.end());
+  CHECK(std::find(names.begin(), names.end(), kEchoServiceName) != names.end());
   CHECK(std::find(names.begin(), names.end(), "grpc.health.v1.Health") !=
         names.end());
 }
@@ -189,7 +189,9 @@ TEST_CASE("HandlerErrorReachesTheClientWithTheSameCodeAndMessage") {
 }
 
 TEST_CASE("MetricsCountRpcsPerMethodAndCodeAndAreServedOnMetrics") {
-  EchoServer server;
+  ServerOptions options = PlaintextOptions();
+  options.metrics_address = "127.0.0.1:0";
+  EchoServer server(options);
   REQUIRE(server.runner.metrics_port() > 0);
   for (int i = 0; i < 2; ++i) {
     EchoResponse response;
@@ -265,7 +267,6 @@ TEST_CASE("StartFailsWhenThePortIsAlreadyServed") {
   EchoServer first;
   ServerOptions options = PlaintextOptions();
   options.listen_address = absl::StrCat("127.0.0.1:", first.runner.port());
-  options.metrics_address = "";
   ServerRunner second(options);
   CHECK_THAT(second.Start(),
              StatusIs(absl::StatusCode::kUnavailable, "--listen_address"));
@@ -284,16 +285,16 @@ TEST_CASE("StartFailsWithAClearErrorWhenATlsFileIsMissing") {
 }
 
 TEST_CASE("SigtermLetsTheInFlightRpcFinishAndExitsZero") {
-  auto child = ValueOrDie(ChildProcess::Start(
-      CERTPLANE_ECHO_SERVER_PATH, {},
-      {"CERTPLANE_INSECURE_PLAINTEXT_FOR_DEVELOPMENT=true",
-       "CERTPLANE_LISTEN_ADDRESS=127.0.0.1:0",
-       "CERTPLANE_SHUTDOWN_GRACE_PERIOD=5s"}));
+  auto child = ValueOrDie(
+      ChildProcess::Start(CERTPLANE_ECHO_SERVER_PATH, {},
+                          {"CERTPLANE_INSECURE_PLAINTEXT_FOR_DEVELOPMENT=true",
+                           "CERTPLANE_LISTEN_ADDRESS=127.0.0.1:0",
+                           "CERTPLANE_SHUTDOWN_GRACE_PERIOD=5s"}));
   std::string port_line = ValueOrDie(child->ReadLine(absl::Seconds(10)));
   REQUIRE(absl::StartsWith(port_line, "port "));
-  auto channel = grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", port_line.substr(5)),
-      grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_line.substr(5)),
+                          grpc::InsecureChannelCredentials());
   auto stub = EchoService::NewStub(channel);
 
   EchoRequest request;
@@ -331,6 +332,133 @@ TEST_CASE("MissingTlsConfigurationStopsTheBinaryAtStartup") {
   auto child = ValueOrDie(ChildProcess::Start(
       CERTPLANE_ECHO_SERVER_PATH, {"--listen_address=127.0.0.1:0"}, {}));
   CHECK(ValueOrDie(child->WaitForExit(absl::Seconds(10))) == 1);
+}
+
+}  // namespace
+}  // namespace certplane::server
+
+namespace certplane::server {
+namespace {
+
+// A throwaway PKI made with the openssl CLI: a CA, a server certificate for
+// localhost/127.0.0.1, a client certificate, and a self-signed "stranger"
+// client certificate the CA never issued; all EC P-256.
+class TestPki {
+ public:
+  TestPki() {
+    char pattern[] = "/tmp/certplane_mtls_XXXXXX";
+    REQUIRE(mkdtemp(pattern) != nullptr);
+    dir_ = pattern;
+    const std::string script = absl::StrCat(
+        "set -e; cd '", dir_, "'\n",
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n"
+        "extendedKeyUsage=serverAuth\\n' > server.ext\n",
+        "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n",
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout ca.key -out ca.pem -days 1 -subj /CN=certplane-test-ca "
+        "-addext basicConstraints=critical,CA:TRUE "
+        "-addext keyUsage=critical,keyCertSign,cRLSign\n",
+        "for name in server client; do\n"
+        "  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout $name.key -out $name.csr -subj /CN=$name\n"
+        "  openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key "
+        "-set_serial 0x$(openssl rand -hex 8) -days 1 -extfile $name.ext "
+        "-out $name.pem\n"
+        "done\n",
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout stranger.key -out stranger.pem -days 1 -subj /CN=client "
+        "-addext extendedKeyUsage=clientAuth\n");
+    std::ofstream(dir_ + "/make.sh") << script;
+    REQUIRE(std::system(absl::StrCat("sh '", dir_, "/make.sh' >'", dir_,
+                                     "/openssl.log' 2>&1")
+                            .c_str()) == 0);
+  }
+  ~TestPki() { std::filesystem::remove_all(dir_); }
+
+  std::string Path(const std::string& name) const {
+    return absl::StrCat(dir_, "/", name);
+  }
+  std::string Read(const std::string& name) const {
+    std::ifstream in(Path(name));
+    std::stringstream contents;
+    contents << in.rdbuf();
+    return contents.str();
+  }
+
+ private:
+  std::string dir_;
+};
+
+std::unique_ptr<EchoService::Stub> TlsStub(
+    int port, const grpc::SslCredentialsOptions& ssl) {
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  return EchoService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::SslCredentials(ssl), args));
+}
+
+TEST_CASE("MutualTlsAcceptsAClientCertificateFromTheCaAndRejectsNone") {
+  TestPki pki;
+  ServerOptions options = PlaintextOptions();
+  options.insecure_plaintext_for_development = false;
+  options.tls_cert_file = pki.Path("server.pem");
+  options.tls_key_file = pki.Path("server.key");
+  options.tls_client_ca_file = pki.Path("ca.pem");
+  EchoServiceImpl service;
+  ServerRunner runner(options);
+  REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
+               IsOk());
+  REQUIRE_THAT(runner.Start(), IsOk());
+
+  EchoRequest request;
+  request.set_message("over mtls");
+  {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pki.Read("ca.pem");
+    ssl.pem_private_key = pki.Read("client.key");
+    ssl.pem_cert_chain = pki.Read("client.pem");
+    auto stub = TlsStub(runner.port(), ssl);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    EchoResponse response;
+    grpc::Status status = stub->Echo(&context, request, &response);
+    INFO(status.error_message());
+    CHECK(status.ok());
+    CHECK(response.message() == "over mtls");
+  }
+  {
+    grpc::SslCredentialsOptions ssl;  // Trusts the server, has no client cert.
+    ssl.pem_root_certs = pki.Read("ca.pem");
+    auto stub = TlsStub(runner.port(), ssl);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    EchoResponse response;
+    grpc::Status status = stub->Echo(&context, request, &response);
+    CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  }
+  {
+    // A client certificate that the server's CA did not issue.
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pki.Read("ca.pem");
+    ssl.pem_private_key = pki.Read("stranger.key");
+    ssl.pem_cert_chain = pki.Read("stranger.pem");
+    auto stub = TlsStub(runner.port(), ssl);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    EchoResponse response;
+    CHECK(stub->Echo(&context, request, &response).error_code() ==
+          grpc::StatusCode::UNAVAILABLE);
+  }
+  {
+    grpc::ClientContext context;  // Plaintext to a TLS port fails too.
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    auto stub = EchoService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner.port()),
+                            grpc::InsecureChannelCredentials()));
+    EchoResponse response;
+    CHECK(stub->Echo(&context, request, &response).error_code() ==
+          grpc::StatusCode::UNAVAILABLE);
+  }
 }
 
 }  // namespace

@@ -38,9 +38,8 @@ absl::Status Install() {
   }
   int flags = ::fcntl(g_pipe[1], F_GETFL);
   if (flags < 0 || ::fcntl(g_pipe[1], F_SETFL, flags | O_NONBLOCK) != 0) {
-    return absl::InternalError(
-        absl::StrCat("fcntl(O_NONBLOCK) on the shutdown pipe failed: ",
-                     strerror(errno)));
+    return absl::InternalError(absl::StrCat(
+        "fcntl(O_NONBLOCK) on the shutdown pipe failed: ", strerror(errno)));
   }
   struct sigaction action;
   std::memset(&action, 0, sizeof(action));
@@ -68,7 +67,8 @@ absl::Status Install() {
 }  // namespace
 
 absl::Status InstallShutdownSignalHandlers() {
-  absl::call_once(g_once, [] { g_install_status = new absl::Status(Install()); });
+  absl::call_once(g_once,
+                  [] { g_install_status = new absl::Status(Install()); });
   return *g_install_status;
 }
 

@@ -25,8 +25,7 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view address) {
     port_text = address.substr(close + 2);
   } else {
     size_t colon = address.rfind(':');
-    if (colon == absl::string_view::npos ||
-        address.find(':') != colon) {
+    if (colon == absl::string_view::npos || address.find(':') != colon) {
       return absl::InvalidArgumentError(absl::StrCat(
           "\"", address, "\" is not host:port (IPv6 as [::1]:8443)"));
     }

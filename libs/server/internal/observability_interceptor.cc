@@ -53,7 +53,8 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
     if (registered_) UnregisterRequestId(context_);
   }
 
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(
             InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {

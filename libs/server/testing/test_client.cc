@@ -53,8 +53,8 @@ absl::StatusOr<WireHealthCheckResponse::ServingStatus> CheckHealth(
   grpc::CompletionQueue cq;
   WireHealthCheckRequest request;
   request.set_service(service);
-  auto call =
-      stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &cq);
+  auto call = stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check",
+                                    request, &cq);
   call->StartCall();
   WireHealthCheckResponse response;
   grpc::Status status;
@@ -77,8 +77,8 @@ absl::StatusOr<std::vector<std::string>> ListServicesByReflection(
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   grpc::CompletionQueue cq;
   auto stream = stub.PrepareCall(
-      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-      &cq);
+      &context,
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   int tag = 0;
   stream->StartCall(&tag);
   bool ok = Await(cq, &tag);
@@ -126,8 +126,8 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
     ::close(fd);
     return status;
   }
-  std::string request = absl::StrCat("GET ", path,
-                                     " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     absl::Status status = Errno("send");
@@ -209,7 +209,8 @@ absl::StatusOr<std::string> ChildProcess::ReadLine(absl::Duration timeout) {
       return absl::DeadlineExceededError("no line from the child in time");
     }
     pollfd pfd{stdout_fd_, POLLIN, 0};
-    int ready = ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    int ready =
+        ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) return Errno("poll");
     if (ready == 0) continue;
