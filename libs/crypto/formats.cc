@@ -767,24 +767,20 @@ absl::StatusOr<std::string> WritePkcs12(const PrivateKey* key,
   if (p12 == nullptr) return SslInternal("PKCS12_create");
 #else
   const LegacyProviders& providers = LoadLegacyProviders();
-  if (options.legacy) {
-    if (!providers.status.ok()) return providers.status;
-    p12.reset(PKCS12_create(CStr(*pass), name, pkey, leaf, ca.get(),
-                            NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
-                            NID_pbe_WithSHA1And40BitRC2_CBC, iterations,
-                            iterations, 0));
-    if (p12 == nullptr) return SslInternal("PKCS12_create");
-  } else {
-    // PBES2 with AES-256-CBC (PBKDF2's PRF defaults to HMAC-SHA256); the MAC
-    // is added separately because PKCS12_create would use SHA-1.
-    p12.reset(PKCS12_create(CStr(*pass), name, pkey, leaf, ca.get(),
-                            NID_aes_256_cbc, NID_aes_256_cbc, iterations,
-                            /*mac_iter=*/-1, 0));
-    if (p12 == nullptr) return SslInternal("PKCS12_create");
-    if (!PKCS12_set_mac(p12.get(), CStr(*pass), -1, nullptr, 0, iterations,
-                        EVP_sha256())) {
-      return SslInternal("PKCS12_set_mac");
-    }
+  if (options.legacy && !providers.status.ok()) return providers.status;
+  // The MAC is added separately: PKCS12_create's MAC digest depends on the
+  // OpenSSL release. Legacy: SHA-1, which old Windows and Java need. Modern:
+  // PBES2 with AES-256-CBC (PBKDF2's PRF defaults to HMAC-SHA256), SHA-256.
+  const int key_nid =
+      options.legacy ? NID_pbe_WithSHA1And3_Key_TripleDES_CBC : NID_aes_256_cbc;
+  const int cert_nid =
+      options.legacy ? NID_pbe_WithSHA1And40BitRC2_CBC : NID_aes_256_cbc;
+  p12.reset(PKCS12_create(CStr(*pass), name, pkey, leaf, ca.get(), key_nid,
+                          cert_nid, iterations, /*mac_iter=*/-1, 0));
+  if (p12 == nullptr) return SslInternal("PKCS12_create");
+  if (!PKCS12_set_mac(p12.get(), CStr(*pass), -1, nullptr, 0, iterations,
+                      options.legacy ? EVP_sha1() : EVP_sha256())) {
+    return SslInternal("PKCS12_set_mac");
   }
 #endif
   uint8_t* out = nullptr;

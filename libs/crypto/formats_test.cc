@@ -370,7 +370,9 @@ TEST_CASE("ReadPkcs12 opens an empty-password PKCS#12 without a password") {
 TEST_CASE("Every truncation of a PKCS#12 and a PKCS#7 is a clear error") {
   const CliPki& pki = Pki();
   for (const char* file : {"modern.p12", "chain.p7b.der", "chain.p7b"}) {
-    const std::string data = pki.Read(file);
+    std::string data = pki.Read(file);
+    // A PEM file stays complete when only its final newline is cut.
+    if (absl::EndsWith(file, ".p7b")) data.pop_back();
     INFO(file);
     REQUIRE(data.size() > 100);
     for (size_t length = 0; length < data.size(); ++length) {
@@ -444,6 +446,7 @@ TEST_CASE("WritePkcs12 legacy round-trips and the CLI reads it") {
   CHECK(bundle.keys[0].public_key() == key.public_key());
 
   const std::string info = Pkcs12Info(pki, p12, /*legacy=*/true);
+  INFO(info);
   CHECK(absl::StrContains(info, "MAC: sha1"));
   CHECK(absl::StrContains(info, "pbeWithSHA1And40BitRC2-CBC"));
   CHECK(absl::StrContains(info, "pbeWithSHA1And3-KeyTripleDES-CBC"));
@@ -478,6 +481,7 @@ TEST_CASE("WritePkcs12 modern uses AES-256, PBKDF2-SHA256 and a SHA-256 MAC") {
              StatusIs(Code::kInvalidArgument, "wrong password"));
 
   const std::string info = Pkcs12Info(pki, p12, /*legacy=*/false);
+  INFO(info);
   CHECK(absl::StrContains(info, "MAC: sha256, Iteration 1000"));
   CHECK(absl::StrContains(info,
                           "PBES2, PBKDF2, AES-256-CBC, Iteration 1000, "
@@ -492,6 +496,7 @@ TEST_CASE("WritePkcs12 defaults to a high iteration count") {
   const std::vector<Certificate> chain = {Cert(pki.leaf_pem)};
   const std::string p12 = ValueOrDie(WritePkcs12(&key, chain, "s3cret"));
   const std::string info = Pkcs12Info(pki, p12, /*legacy=*/false);
+  INFO(info);
   CHECK(absl::StrContains(
       info, absl::StrCat("MAC: sha256, Iteration ", kPkcs12Iterations)));
   CHECK(absl::StrContains(
@@ -525,7 +530,8 @@ TEST_CASE(
   const bool passed = pki.Run(command);
   INFO(pki.Read("no-legacy.log"));
   CHECK(passed);
-  CHECK(absl::StrContains(pki.Read("no-legacy.log"), "2 assertions"));
+  CHECK(absl::StrContains(pki.Read("no-legacy.log"),
+                          "All tests passed (3 assertions in 1 test case)"));
 }
 #endif
 
