@@ -15,6 +15,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "libs/crypto/certificate.h"
+#include "libs/crypto/testing/test_pki.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
@@ -613,6 +615,32 @@ TEST_CASE("SignaturesVerifyWithTheOpensslCli", "[key]") {
                      " -signature ", ScratchDir(), "/sig"),
         "interop");
     CHECK(absl::StrContains(out, "Verified OK"));
+  }
+}
+
+// --------------------------------------------------- keys and certificates
+
+TEST_CASE("CertificateAcceptsItsOwnKeyAndRefusesAnother", "[key]") {
+  for (KeyType type : kTestedTypes) {
+    INFO(KeyTypeName(type));
+    testing::TestCertOptions options;
+    options.common_name = "key match root";
+    options.key_type = type;
+    testing::TestIdentity root = ValueOrDie(testing::MakeRootCa(options));
+    CHECK_THAT(root.cert.CheckKeyMatches(root.key), IsOk());
+    // Still the same key after an encode/decode round trip.
+    PrivateKey reread = ValueOrDie(
+        PrivateKey::FromPem(ValueOrDie(root.key.ToPkcs8Pem()).view()));
+    CHECK_THAT(root.cert.CheckKeyMatches(reread), IsOk());
+    // Another key of the same type, and a key of another type, do not match.
+    CHECK_THAT(root.cert.CheckKeyMatches(CachedKey(type)),
+               StatusIs(Code::kInvalidArgument,
+                        "private key does not match certificate"));
+    KeyType other =
+        type == KeyType::kEd25519 ? KeyType::kEcdsaP256 : KeyType::kEd25519;
+    CHECK_THAT(root.cert.CheckKeyMatches(CachedKey(other)),
+               StatusIs(Code::kInvalidArgument,
+                        "private key does not match certificate"));
   }
 }
 
