@@ -25,47 +25,13 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "libs/server/internal/observability_interceptor.h"
+#include "libs/server/internal/tls_files.h"
 #include "libs/server/json_log.h"
 #include "libs/server/shutdown_signal.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 
 namespace certplane::server {
-namespace {
-
-absl::StatusOr<std::string> ReadTlsFile(const std::string& path,
-                                        absl::string_view flag) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int error = errno;
-    return absl::Status(absl::ErrnoToStatusCode(error),
-                        absl::StrCat("cannot open ", flag, " \"", path,
-                                     "\": ", strerror(error)));
-  }
-  std::string contents;
-  char buffer[8192];
-  while (true) {
-    ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      return absl::Status(absl::ErrnoToStatusCode(error),
-                          absl::StrCat("cannot read ", flag, " \"", path,
-                                       "\": ", strerror(error)));
-    }
-    if (n == 0) break;
-    contents.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  if (!absl::StrContains(contents, "-----BEGIN ")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        flag, " \"", path, "\" holds no PEM block (-----BEGIN ...)"));
-  }
-  return contents;
-}
-
-}  // namespace
 
 struct ServerRunner::State {
   explicit State(ServerOptions o) : options(std::move(o)) {}
@@ -146,13 +112,13 @@ absl::Status ServerRunner::Start() {
         {{"app", options.app_name}, {"address", options.listen_address}});
   } else {
     absl::StatusOr<std::string> cert =
-        ReadTlsFile(options.tls_cert_file, "--tls_cert_file");
+        internal::ReadPemFile(options.tls_cert_file, "--tls_cert_file");
     if (!cert.ok()) return cert.status();
     absl::StatusOr<std::string> key =
-        ReadTlsFile(options.tls_key_file, "--tls_key_file");
+        internal::ReadPemFile(options.tls_key_file, "--tls_key_file");
     if (!key.ok()) return key.status();
-    absl::StatusOr<std::string> ca =
-        ReadTlsFile(options.tls_client_ca_file, "--tls_client_ca_file");
+    absl::StatusOr<std::string> ca = internal::ReadPemFile(
+        options.tls_client_ca_file, "--tls_client_ca_file");
     if (!ca.ok()) return ca.status();
     grpc::SslServerCredentialsOptions ssl(
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
@@ -238,6 +204,32 @@ int ServerRunner::port() const { return state_->port; }
 int ServerRunner::metrics_port() const { return state_->metrics_port; }
 
 grpc::Server* ServerRunner::server() { return state_->server.get(); }
+
+absl::Status ServerRunner::SetServingStatus(absl::string_view service,
+                                            bool serving) {
+  State& s = *state_;
+  absl::MutexLock lock(&s.shutdown_mu);
+  if (s.server == nullptr || s.shut_down) {
+    return absl::FailedPreconditionError(
+        "SetServingStatus needs a started, running ServerRunner");
+  }
+  grpc::HealthCheckServiceInterface* health = s.server->GetHealthCheckService();
+  if (health == nullptr) {
+    return absl::InternalError("gRPC default health service is not enabled");
+  }
+  if (service.empty()) {
+    health->SetServingStatus(serving);
+    return absl::OkStatus();
+  }
+  for (const auto& [unused, name] : s.services) {
+    if (name == service) {
+      health->SetServingStatus(name, serving);
+      return absl::OkStatus();
+    }
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "service \"", service, "\" was not added to this ServerRunner"));
+}
 
 void ServerRunner::Shutdown() {
   State& s = *state_;

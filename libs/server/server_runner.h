@@ -89,6 +89,12 @@ class ServerRunner {
   // Start().
   grpc::Server* server();
 
+  // Reports `service` (a name given to AddService, or "" for the whole
+  // server) as SERVING or NOT_SERVING to health checks, e.g. while its
+  // database is unreachable. NOT_FOUND for a name never added;
+  // FAILED_PRECONDITION when not serving. Thread-safe.
+  absl::Status SetServingStatus(absl::string_view service, bool serving);
+
   // Graceful stop, see above. Idempotent; returns once the server stopped.
   void Shutdown();
 

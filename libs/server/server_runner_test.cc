@@ -23,6 +23,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "libs/server/client.h"
 #include "libs/server/json_log.h"
 #include "libs/server/request_id.h"
 #include "libs/server/server_options.h"
@@ -173,6 +174,39 @@ TEST_CASE("MissingOrUnusableRequestIdIsReplacedByAFreshOne") {
   CHECK(ids[1] != ids[2]);
 }
 
+TEST_CASE("OutgoingCallsCarryTheIncomingRequestIdAndADeadline") {
+  EchoServer server;
+  EchoRequest request;
+  request.set_message("via a hop");
+  request.set_forward_to_port(server.runner.port());
+  EchoResponse response;
+  grpc::ClientContext context;
+  context.AddMetadata("x-request-id", "hop-7");
+  grpc::Status status = server.Echo(request, &response, &context);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  CHECK(response.message() == "via a hop");
+  CHECK(response.request_id() == "hop-7");  // Seen by the second handler.
+
+  std::unique_ptr<grpc::ClientContext> outgoing =
+      NewClientContext(absl::Seconds(3));
+  absl::Duration left = absl::FromChrono(outgoing->deadline()) - absl::Now();
+  CHECK(left > absl::Seconds(2));
+  CHECK(left <= absl::Seconds(3));
+}
+
+TEST_CASE("SetServingStatusIsReportedByHealthChecks") {
+  EchoServer server;
+  REQUIRE_THAT(server.runner.SetServingStatus(kEchoServiceName, false), IsOk());
+  CHECK(ValueOrDie(testing::CheckHealth(server.channel, kEchoServiceName)) ==
+        WireHealthCheckResponse::NOT_SERVING);
+  REQUIRE_THAT(server.runner.SetServingStatus(kEchoServiceName, true), IsOk());
+  CHECK(ValueOrDie(testing::CheckHealth(server.channel, kEchoServiceName)) ==
+        WireHealthCheckResponse::SERVING);
+  CHECK_THAT(server.runner.SetServingStatus("other.Service", false),
+             StatusIs(absl::StatusCode::kNotFound, "other.Service"));
+}
+
 TEST_CASE("HandlerErrorReachesTheClientWithTheSameCodeAndMessage") {
   EchoServer server;
   for (absl::StatusCode code :
@@ -254,6 +288,17 @@ TEST_CASE("EachRpcWritesOneJsonLogLine") {
   CHECK(fields.at("latency_ms").number_value() >= 0);
   CHECK(absl::StartsWith(fields.at("peer").string_value(), "ipv4:127.0.0.1:"));
   CHECK(absl::StrContains(fields.at("ts").string_value(), "T"));
+}
+
+TEST_CASE("ClientChannelRefusesToGoPlaintextWithoutTheDevelopmentFlag") {
+  CHECK_THAT(CreateClientChannel("vault:7002", ClientOptions()),
+             StatusIs(absl::StatusCode::kInvalidArgument, "mutual TLS"));
+  ClientOptions options;
+  options.tls_cert_file = "/nonexistent/client.pem";
+  options.tls_key_file = "/nonexistent/client.key";
+  options.tls_ca_file = "/nonexistent/ca.pem";
+  CHECK_THAT(CreateClientChannel("vault:7002", options),
+             StatusIs(absl::StatusCode::kNotFound, "/nonexistent/client.pem"));
 }
 
 TEST_CASE("AddServiceRejectsANameThatIsNotALinkedService") {
@@ -413,18 +458,26 @@ TEST_CASE("MutualTlsAcceptsAClientCertificateFromTheCaAndRejectsNone") {
   EchoRequest request;
   request.set_message("over mtls");
   {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pki.Read("ca.pem");
-    ssl.pem_private_key = pki.Read("client.key");
-    ssl.pem_cert_chain = pki.Read("client.pem");
-    auto stub = TlsStub(runner.port(), ssl);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    CapturedLogs logs;
+    ClientOptions client;
+    client.tls_cert_file = pki.Path("client.pem");
+    client.tls_key_file = pki.Path("client.key");
+    client.tls_ca_file = pki.Path("ca.pem");
+    client.tls_server_name = "localhost";
+    auto channel = ValueOrDie(
+        CreateClientChannel(absl::StrCat("127.0.0.1:", runner.port()), client));
+    std::unique_ptr<grpc::ClientContext> context =
+        NewClientContext(absl::Seconds(5));
+    context->AddMetadata("x-request-id", "mtls-ok");
     EchoResponse response;
-    grpc::Status status = stub->Echo(&context, request, &response);
+    grpc::Status status =
+        EchoService::NewStub(channel)->Echo(context.get(), request, &response);
     INFO(status.error_message());
     CHECK(status.ok());
     CHECK(response.message() == "over mtls");
+    std::vector<std::string> lines = logs.LinesContaining("mtls-ok");
+    REQUIRE(lines.size() == 1);
+    CHECK(absl::StrContains(lines[0], "\"peer_identity\":\"client\""));
   }
   {
     grpc::SslCredentialsOptions ssl;  // Trusts the server, has no client cert.

@@ -10,6 +10,7 @@
 #include "grpcpp/server_context.h"
 #include "libs/server/internal/request_id_registry.h"
 #include "libs/server/json_log.h"
+#include "libs/server/peer_identity.h"
 #include "libs/server/request_id.h"
 #include "libs/status/grpc_status.h"
 
@@ -98,7 +99,12 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
     if (metrics_ != nullptr) {
       metrics_->Record(service_, method_, code_name, seconds);
     }
-    std::string peer = context_ != nullptr ? context_->peer() : std::string();
+    std::string peer;
+    std::string identity;
+    if (context_ != nullptr) {
+      peer = context_->peer();
+      identity = PeerIdentity(*context_);
+    }
     if (status.ok()) {
       log::Log(log::Level::kInfo, "rpc",
                {{"app", app_name_},
@@ -107,7 +113,8 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
                 {"request_id", request_id_},
                 {"grpc_code", code_name},
                 {"latency_ms", seconds * 1000.0},
-                {"peer", peer}});
+                {"peer", peer},
+                {"peer_identity", identity}});
     } else {
       log::Log(IsServerFault(code) ? log::Level::kError : log::Level::kInfo,
                "rpc",
@@ -118,6 +125,7 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
                 {"grpc_code", code_name},
                 {"latency_ms", seconds * 1000.0},
                 {"peer", peer},
+                {"peer_identity", identity},
                 {"error", status.error_message()}});
     }
   }
