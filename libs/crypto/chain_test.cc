@@ -304,32 +304,33 @@ std::vector<Certificate> CertificatesFromScript(
 }
 
 TEST_CASE("LetsTheLibraryRefuseAPathLengthViolation", "[chain]") {
-  // Root with pathLenConstraint 0 -> intermediate CA -> leaf: every link is
-  // named and signed correctly, but path validation says no.
+  // Root -> intermediate with pathLenConstraint 0 -> another CA -> leaf:
+  // every link is named and signed correctly, but path validation says no.
+  // (The constraint sits on an intermediate: BoringSSL, like RFC 5280, does
+  // not apply a trust anchor's own pathLenConstraint.)
   std::vector<Certificate> certs = CertificatesFromScript(
       "printf '[req]\\ndistinguished_name=dn\\nprompt=no\\n[dn]\\n"
-      "[root]\\nbasicConstraints=critical,CA:TRUE,pathlen:0\\n"
+      "[short]\\nbasicConstraints=critical,CA:TRUE,pathlen:0\\n"
       "keyUsage=critical,keyCertSign\\n"
       "[ca]\\nbasicConstraints=critical,CA:TRUE\\n"
       "keyUsage=critical,keyCertSign\\n' > req.cnf && "
-      "openssl req -x509 -config req.cnf -extensions root -newkey ec "
-      "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout root.key "
-      "-subj /CN=ShortRoot -days 2 -out root.pem && "
-      "openssl req -new -config req.cnf -newkey ec "
-      "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout int.key "
-      "-subj /CN=TooDeepCA -out int.csr && "
-      "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -days 2 "
-      "-extfile req.cnf -extensions ca -out int.pem && "
-      "openssl req -new -config req.cnf -newkey ec "
-      "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf.key "
-      "-subj /CN=deep.example.com -out leaf.csr && "
-      "openssl x509 -req -in leaf.csr -CA int.pem -CAkey int.key -days 2 "
+      "for name in root short deep leaf; do openssl req -new -config req.cnf "
+      "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+      "-keyout $name.key -subj /CN=$name -out $name.csr || exit 1; done && "
+      "openssl x509 -req -in root.csr -key root.key -days 2 -extfile req.cnf "
+      "-extensions ca -out root.pem && "
+      "openssl x509 -req -in short.csr -CA root.pem -CAkey root.key -days 2 "
+      "-extfile req.cnf -extensions short -out short.pem && "
+      "openssl x509 -req -in deep.csr -CA short.pem -CAkey short.key -days 2 "
+      "-extfile req.cnf -extensions ca -out deep.pem && "
+      "openssl x509 -req -in leaf.csr -CA deep.pem -CAkey deep.key -days 2 "
       "-out leaf.pem",
-      {"root.pem", "int.pem", "leaf.pem"});
-  CHECK_THAT(VerifyChain({certs[2], certs[1]}, Roots(certs[0]), absl::Now()),
-             StatusIs(absl::StatusCode::kInvalidArgument,
-                      "chain verification failed at trust store certificate "
-                      "'CN=ShortRoot': path length constraint exceeded"));
+      {"root.pem", "short.pem", "deep.pem", "leaf.pem"});
+  CHECK_THAT(
+      VerifyChain({certs[3], certs[2], certs[1]}, Roots(certs[0]), absl::Now()),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "chain verification failed at certificate 3 "
+               "'CN=short': path length constraint exceeded"));
 }
 
 TEST_CASE("DetectsAKeyThatDoesNotMatchTheLeaf", "[chain]") {
