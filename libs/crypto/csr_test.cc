@@ -1,13 +1,19 @@
 #include "libs/crypto/csr.h"
 
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <stdlib.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -359,6 +365,46 @@ TEST_CASE("RejectsCsrWithExplicitCurveParameters") {
                       "explicit curve parameters"));
 }
 #endif
+
+// A CSR made by the openssl command-line tool for an EC key whose SPKI
+// carries explicit P-256 parameters (the shape behind CVE-2022-0778).
+std::string ExplicitCurveCsrFromCli() {
+  std::string dir =
+      (std::filesystem::temp_directory_path() / "certplane-csr-XXXXXX")
+          .string();
+  REQUIRE(mkdtemp(dir.data()) != nullptr);
+  std::string command = absl::StrCat(
+      "cd '", dir,
+      "' && openssl ecparam -name prime256v1 -param_enc explicit -genkey "
+      "-noout -out key.pem && openssl req -new -key key.pem -subj "
+      "/CN=a.example.com -addext subjectAltName=DNS:a.example.com "
+      "-outform DER -out csr.der");
+  int rc = std::system(command.c_str());
+  std::ifstream in(std::filesystem::path(dir) / "csr.der", std::ios::binary);
+  std::string der((std::istreambuf_iterator<char>(in)),
+                  std::istreambuf_iterator<char>());
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  REQUIRE(rc == 0);
+  REQUIRE_FALSE(der.empty());
+  return der;
+}
+
+TEST_CASE("RejectsCliMadeCsrWithExplicitCurveParameters") {
+  std::string der = ExplicitCurveCsrFromCli();
+  auto csr = CertificateRequest::FromDer(der);
+#if defined(CERTPLANE_BORINGSSL)
+  // BoringSSL does not decode explicit EC parameters at all.
+  CHECK_THAT(csr, StatusIs(absl::StatusCode::kInvalidArgument,
+                           "CSR public key is unreadable"));
+#else
+  REQUIRE_THAT(csr, IsOk());
+  CHECK(csr->public_key().info().explicit_curve_parameters);
+  CHECK_THAT(CheckCsrPolicy(*csr, CsrPolicy{}),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "explicit curve parameters"));
+#endif
+}
 
 // -------------------------------------------------------------- SAN syntax
 
