@@ -366,19 +366,18 @@ TEST_CASE("RejectsCsrWithExplicitCurveParameters") {
 }
 #endif
 
-// A CSR made by the openssl command-line tool for an EC key whose SPKI
-// carries explicit P-256 parameters (the shape behind CVE-2022-0778).
-std::string ExplicitCurveCsrFromCli() {
+// A DER CSR made by the openssl command-line tool: `keygen` writes key.pem,
+// then `openssl req` signs a CSR for CN=a.example.com with `san`.
+std::string CsrFromCli(const std::string& keygen, const std::string& san) {
   std::string dir =
       (std::filesystem::temp_directory_path() / "certplane-csr-XXXXXX")
           .string();
   REQUIRE(mkdtemp(dir.data()) != nullptr);
   std::string command = absl::StrCat(
-      "cd '", dir,
-      "' && openssl ecparam -name prime256v1 -param_enc explicit -genkey "
-      "-noout -out key.pem && openssl req -new -key key.pem -subj "
-      "/CN=a.example.com -addext subjectAltName=DNS:a.example.com "
-      "-outform DER -out csr.der");
+      "cd '", dir, "' && ", keygen,
+      " && openssl req -new -key key.pem -subj /CN=a.example.com -addext "
+      "'subjectAltName=",
+      san, "' -outform DER -out csr.der");
   int rc = std::system(command.c_str());
   std::ifstream in(std::filesystem::path(dir) / "csr.der", std::ios::binary);
   std::string der((std::istreambuf_iterator<char>(in)),
@@ -388,6 +387,30 @@ std::string ExplicitCurveCsrFromCli() {
   REQUIRE(rc == 0);
   REQUIRE_FALSE(der.empty());
   return der;
+}
+
+// An EC key whose SPKI carries explicit P-256 parameters (the shape behind
+// CVE-2022-0778).
+std::string ExplicitCurveCsrFromCli() {
+  return CsrFromCli(
+      "openssl ecparam -name prime256v1 -param_enc explicit -genkey -noout "
+      "-out key.pem",
+      "DNS:a.example.com");
+}
+
+TEST_CASE("RejectsCsrWithSanTypesOtherThanDnsIpEmailUri") {
+  std::string der = CsrFromCli(
+      "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+      "-out key.pem",
+      "DNS:a.example.com,RID:1.2.3.4");
+  CertificateRequest csr = ValueOrDie(CertificateRequest::FromDer(der));
+  CHECK_THAT(csr.VerifySignature(), IsOk());
+  CHECK(csr.sans() ==
+        std::vector<SubjectAltName>{{SanType::kDns, "a.example.com"}});
+  CHECK(csr.unsupported_san_count() == 1);
+  CHECK_THAT(CheckCsrPolicy(csr, CsrPolicy{}),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "1 SAN(s) of a type other than DNS, IP, email or URI"));
 }
 
 TEST_CASE("RejectsCliMadeCsrWithExplicitCurveParameters") {
