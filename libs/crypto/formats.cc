@@ -37,6 +37,8 @@ constexpr absl::string_view kNotRecognised =
 // a read spin for minutes.
 constexpr long kMaxPkcs12Iterations = 10'000'000;
 constexpr int kLegacyPkcs12Iterations = 2048;
+// Longer PEM labels than this are not PEM ("ENCRYPTED PRIVATE KEY" is 21).
+constexpr size_t kMaxPemLabel = 64;
 
 // Same code, message prefixed with `context`.
 absl::Status Annotate(const absl::Status& status, absl::string_view context) {
@@ -153,7 +155,8 @@ absl::StatusOr<std::vector<PemBlock>> SplitPem(absl::string_view data) {
     const size_t label_end = data.find(kDashes, label_start);
     const size_t line_end = data.find('\n', label_start);
     if (label_end == absl::string_view::npos ||
-        (line_end != absl::string_view::npos && line_end < label_end)) {
+        (line_end != absl::string_view::npos && line_end < label_end) ||
+        label_end - label_start > kMaxPemLabel) {
       return absl::InvalidArgumentError(absl::StrCat(
           "PEM block ", block.index, " has a malformed BEGIN line"));
     }
@@ -620,8 +623,15 @@ absl::StatusOr<ParsedBundle> ReadPkcs12(
 absl::StatusOr<ParsedBundle> ReadBundle(
     absl::string_view data, std::optional<absl::string_view> password) {
   if (absl::Status size = CheckSize(data); !size.ok()) return size;
-  if (absl::StrContains(data, "-----BEGIN ")) return ReadPem(data, password);
-  switch (OutlineDer(data).kind) {
+  // DER when the outer TLV spans the input exactly (DER may by chance
+  // contain "-----BEGIN "); otherwise PEM when there is a BEGIN line.
+  const DerOutline outline = OutlineDer(data);
+  const bool exact_der = outline.kind != DerKind::kUnknown &&
+                         (!outline.definite || outline.total == data.size());
+  if (!exact_der && absl::StrContains(data, "-----BEGIN ")) {
+    return ReadPem(data, password);
+  }
+  switch (outline.kind) {
     case DerKind::kCertificate:
       return ReadDer(data);
     case DerKind::kPkcs7:

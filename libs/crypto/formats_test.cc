@@ -186,6 +186,42 @@ TEST_CASE("ReadBundle reads PEM with CRLF line endings") {
   CHECK(bundle.certificates[0] == Cert(pki.leaf_pem));
 }
 
+TEST_CASE("ReadPem reads a TRUSTED CERTIFICATE block, dropping trust") {
+  const CliPki& pki = Pki();
+  REQUIRE(
+      pki.Run("openssl x509 -in leaf.pem -addtrust serverAuth "
+              "-out trusted.pem"));
+  const std::string trusted = pki.Read("trusted.pem");
+  REQUIRE(absl::StrContains(trusted, "BEGIN TRUSTED CERTIFICATE"));
+  ParsedBundle bundle = ValueOrDie(ReadPem(trusted));
+  REQUIRE(bundle.certificates.size() == 1);
+  CHECK(bundle.certificates[0] == Cert(pki.leaf_pem));
+}
+
+TEST_CASE("ReadPem rejects a BEGIN line without closing dashes") {
+  CHECK_THAT(ReadPem("-----BEGIN CERTIFICATE\nAAAA\n"),
+             StatusIs(Code::kInvalidArgument,
+                      "PEM block 1 has a malformed BEGIN line"));
+  CHECK_THAT(ReadPem(absl::StrCat("-----BEGIN ", std::string(100, 'A'),
+                                  "-----\nAAAA\n")),
+             StatusIs(Code::kInvalidArgument,
+                      "PEM block 1 has a malformed BEGIN line"));
+}
+
+TEST_CASE(
+    "ReadBundle reads a DER certificate even if it contains a PEM "
+    "marker") {
+  const CliPki& pki = Pki();
+  REQUIRE(
+      pki.Run("openssl req -x509 -newkey ec -pkeyopt "
+              "ec_paramgen_curve:P-256 -nodes -keyout odd.key -days 1 "
+              "-subj '/CN=-----BEGIN CERTIFICATE-----' -outform DER "
+              "-out odd.der"));
+  ParsedBundle bundle = ValueOrDie(ReadBundle(pki.Read("odd.der")));
+  CHECK(bundle.format == Format::kDer);
+  CHECK(bundle.certificates.size() == 1);
+}
+
 TEST_CASE("ReadBundle reads keys mixed with certificates and skips CSRs") {
   const CliPki& pki = Pki();
   const std::string text =
