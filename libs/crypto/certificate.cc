@@ -209,8 +209,12 @@ bool Certificate::MatchesHostname(absl::string_view host) const {
     return false;
   }
   std::string name = NormalizeDnsName(host);
-  if (!IsPlausibleHost(name)) return false;
-  if (!info.sans.empty()) {
+  // "192.0.2.1." is neither a usable IP address nor a DNS name.
+  if (!IsPlausibleHost(name) || IpAddressBytes(name).has_value()) return false;
+  // A SAN extension that is present but unreadable still rules out the CN.
+  bool has_san_extension =
+      X509_get_ext_by_NID(x509_.get(), NID_subject_alt_name, -1) >= 0;
+  if (!info.sans.empty() || has_san_extension) {
     for (const SubjectAltName& san : info.sans) {
       if (san.type == SanType::kDns && MatchesDnsPattern(san.value, name)) {
         return true;

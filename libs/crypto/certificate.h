@@ -118,7 +118,8 @@ class Certificate {
 
   // RFC 6125 (as profiled by the CA/B Forum): DNS SANs only when any SAN is
   // present, a wildcard only as the whole left-most label, case-insensitive;
-  // IP addresses match IP SANs only. CN is used only when there are no SANs.
+  // IP addresses match IP SANs only. CN is used only when the certificate has
+  // no subjectAltName extension at all (not even an unreadable one).
   // Details: one trailing dot on the host or the name is ignored; "*" matches
   // exactly one non-empty label and only when at least two labels follow it
   // ("*.example.com", never "*.com", "f*.example.com" or "a.*.example.com");

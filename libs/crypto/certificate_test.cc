@@ -162,6 +162,20 @@ class CliPki {
               "DNS:exact.example.org.\n");
     Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
         "-extfile badwild.ext -out badwild.pem");
+    // Extensions whose contents do not decode, and an SCT list whose length
+    // runs past its end.
+    WriteFile(dir_ / "garbled.ext",
+              "2.5.29.17 = DER:30:03:82:05:61\n"
+              "2.5.29.37 = DER:30:02:06\n"
+              "2.5.29.31 = DER:ff:ff\n"
+              "1.3.6.1.4.1.11129.2.4.2 = DER:04:07:00:09:00:03:aa:bb:cc\n");
+    Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
+        "-extfile garbled.ext -out garbled.pem");
+    // An empty SCT list.
+    WriteFile(dir_ / "nosct.ext",
+              "1.3.6.1.4.1.11129.2.4.2 = DER:04:02:00:00\n");
+    Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
+        "-extfile nosct.ext -out nosct.pem");
     // An EC key with explicit curve parameters (CVE-2022-0778 style).
     Run("openssl ecparam -name prime256v1 -param_enc explicit -genkey "
         "-noout -out explicit.key");
@@ -383,6 +397,21 @@ TEST_CASE("DescribesV1CertificateWithEmptySubjectAndNegativeSerial",
   CHECK_FALSE(info.self_signed);
 }
 
+TEST_CASE("DescribesCertificatesWithUndecodableExtensionsWithoutThem",
+          "[certificate]") {
+  auto cert = Certificate::FromPem(Pki().Pem("garbled"));
+  REQUIRE_THAT(cert, IsOk());
+  CertificateInfo info = ValueOrDie(cert->Describe());
+  CHECK(info.subject.Get("CN") == "Legacy.Example.com");
+  CHECK(info.sans.empty());
+  CHECK(info.extended_key_usage.empty());
+  CHECK(info.crl_distribution_points.empty());
+  CHECK(info.sct_count == 0);
+  // A SAN extension is present (if unreadable), so the CN is not used.
+  CHECK_FALSE(cert->MatchesHostname("legacy.example.com"));
+  CHECK(ValueOrDie(Pki().Cert("nosct").Describe()).sct_count == 0);
+}
+
 TEST_CASE("DescribesCertificatesFromTheTestPki", "[certificate]") {
   testing::TestCertOptions options;
   options.common_name = "api.example.com";
@@ -450,6 +479,8 @@ TEST_CASE("MatchesHostnamesAsRfc6125Says", "[certificate][hostname]") {
       {&full, ".", false},
       {&full, "192.0.2.1", true},
       {&full, "192.0.2.2", false},
+      {&full, "192.0.2.1.", false},
+      {&badwild, "192.0.2.1", false},
       {&full, "2001:db8::1", true},
       {&full, "2001:0db8:0:0:0:0:0:1", true},
       {&full, "[2001:db8::1]", true},
