@@ -610,6 +610,15 @@ absl::Status WrongPasswordError() {
   return absl::InvalidArgumentError("wrong password for encrypted private key");
 }
 
+// True for the errors that bytes which are not a key structure produce. After
+// decryption they mean the password was wrong: about one wrong password in
+// 256 decrypts to garbage with valid CBC padding.
+bool IsMalformedKeyError(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument &&
+         (absl::StartsWith(status.message(), "not a private key") ||
+          absl::StartsWith(status.message(), "trailing bytes"));
+}
+
 absl::Status CheckSupportedType(EVP_PKEY* pkey) {
   int id = EVP_PKEY_id(pkey);
   if (id == EVP_PKEY_RSA || id == EVP_PKEY_EC || id == EVP_PKEY_ED25519) {
@@ -946,16 +955,15 @@ absl::StatusOr<EvpPkeyHandle> ParseEncryptedPkcs8(
   auto kind = ClassifyPrivateKeyDer(plain->view());
   if (!kind.ok()) {
     // Garbage that happened to decrypt with valid padding: wrong password.
-    if (absl::StartsWith(kind.status().message(), "not a private key")) {
-      return WrongPasswordError();
-    }
-    return kind.status();
+    return IsMalformedKeyError(kind.status()) ? WrongPasswordError()
+                                              : kind.status();
   }
-  if (*kind != DerKind::kPkcs8) {
-    return absl::InvalidArgumentError(
-        "not a private key: encrypted content is not a PKCS#8 PrivateKeyInfo");
+  if (*kind != DerKind::kPkcs8) return WrongPasswordError();
+  auto pkey = ParsePlainDer(plain->view(), *kind);
+  if (!pkey.ok() && IsMalformedKeyError(pkey.status())) {
+    return WrongPasswordError();
   }
-  return ParsePlainDer(plain->view(), *kind);
+  return pkey;
 }
 
 absl::StatusOr<EvpPkeyHandle> ParseDer(
@@ -1040,26 +1048,18 @@ absl::StatusOr<EvpPkeyHandle> ParsePem(
                        "\" block does not hold that structure"));
     }
   }
+  // Garbage that decrypted with valid padding means a wrong password.
+  auto garbled = [&](const absl::Status& status) {
+    return legacy_encrypted && IsMalformedKeyError(status);
+  };
   if (!kind.ok()) {
-    // A wrong password on legacy PEM decrypts to garbage with valid padding
-    // about once in 256 tries; report that as the wrong password.
-    if (legacy_encrypted &&
-        kind.status().code() != absl::StatusCode::kInvalidArgument) {
-      return kind.status();
-    }
-    if (legacy_encrypted &&
-        absl::StartsWith(kind.status().message(), "not a private key")) {
-      return WrongPasswordError();
-    }
-    return kind.status();
+    return garbled(kind.status()) ? WrongPasswordError() : kind.status();
   }
-  if (*kind == DerKind::kEncryptedPkcs8)
+  if (*kind == DerKind::kEncryptedPkcs8) {
     return ParseEncryptedPkcs8(der, password);
-  auto pkey = ParsePlainDer(der, *kind);
-  if (!pkey.ok() && legacy_encrypted &&
-      absl::StartsWith(pkey.status().message(), "not a private key")) {
-    return WrongPasswordError();
   }
+  auto pkey = ParsePlainDer(der, *kind);
+  if (!pkey.ok() && garbled(pkey.status())) return WrongPasswordError();
   return pkey;
 }
 

@@ -38,9 +38,9 @@ absl::string_view KeyAlgorithmName(KeyAlgorithm algorithm);  // "RSA", ...
 // What a key is, as shown to people and checked by policy.
 struct KeyInfo {
   KeyAlgorithm algorithm = KeyAlgorithm::kUnknown;
-  int bits = 0;            // RSA modulus bits, EC field bits, 256 for Ed25519.
-  std::string curve;       // "P-256", "P-384", "P-521" or another curve's
-                           // short name; empty for RSA and Ed25519.
+  int bits = 0;       // RSA modulus bits, EC field bits, 256 for Ed25519.
+  std::string curve;  // "P-256", "P-384", "P-521" or another curve's
+                      // short name; empty for RSA and Ed25519.
   bool explicit_curve_parameters = false;  // EC key with explicit params.
 };
 
@@ -65,7 +65,9 @@ class PublicKey {
 
   // For libs/crypto internals.
   evp_pkey_st* native() const { return pkey_.get(); }
-  static PublicKey Adopt(EvpPkeyHandle pkey) { return PublicKey(std::move(pkey)); }
+  static PublicKey Adopt(EvpPkeyHandle pkey) {
+    return PublicKey(std::move(pkey));
+  }
 
  private:
   explicit PublicKey(EvpPkeyHandle pkey) : pkey_(std::move(pkey)) {}
@@ -78,9 +80,17 @@ class PrivateKey {
 
   // Reads a private key. PEM: PKCS#8 "PRIVATE KEY", "ENCRYPTED PRIVATE KEY"
   // (password required) and traditional "RSA PRIVATE KEY" / "EC PRIVATE
-  // KEY". DER: PKCS#8 (plain or encrypted) and traditional RSA/EC.
-  // Errors: INVALID_ARGUMENT for malformed input or a wrong/missing password,
-  // naming which.
+  // KEY", also legacy-encrypted (Proc-Type/DEK-Info); PEM blocks before the
+  // key (certificates, "EC PARAMETERS") are skipped. DER: PKCS#8 (plain or
+  // encrypted) and traditional RSA/EC, with nothing after it. The password
+  // is used byte for byte (it may contain NULs) and ignored for plain keys.
+  // Errors, all INVALID_ARGUMENT and naming which: "not a private key: ..."
+  // (garbage, truncated, empty), trailing bytes, "private key is encrypted;
+  // a password is required", "wrong password for encrypted private key",
+  // explicit EC curve parameters (refused before any parser sees them),
+  // key types other than RSA, ECDSA and Ed25519, and PBKDF2 iteration counts
+  // above 5,000,000. The BoringSSL build decrypts PBES2 only with PBKDF2
+  // and returns UNIMPLEMENTED for other KDFs (scrypt) and ciphers.
   static absl::StatusOr<PrivateKey> FromPem(
       absl::string_view pem, std::optional<absl::string_view> password = {});
   static absl::StatusOr<PrivateKey> FromDer(
@@ -95,8 +105,10 @@ class PrivateKey {
   absl::StatusOr<SecretBytes> ToPkcs8Pem() const;
   // Password-encrypted PKCS#8 (PBES2: AES-256-CBC, PBKDF2-HMAC-SHA256).
   // An empty password is INVALID_ARGUMENT.
-  absl::StatusOr<SecretBytes> ToEncryptedPkcs8Der(absl::string_view password) const;
-  absl::StatusOr<SecretBytes> ToEncryptedPkcs8Pem(absl::string_view password) const;
+  absl::StatusOr<SecretBytes> ToEncryptedPkcs8Der(
+      absl::string_view password) const;
+  absl::StatusOr<SecretBytes> ToEncryptedPkcs8Pem(
+      absl::string_view password) const;
   // "RSA PRIVATE KEY" / "EC PRIVATE KEY"; UNIMPLEMENTED for Ed25519, which
   // has no traditional form.
   absl::StatusOr<SecretBytes> ToTraditionalPem() const;
@@ -112,7 +124,9 @@ class PrivateKey {
 
   // For libs/crypto internals.
   evp_pkey_st* native() const { return pkey_.get(); }
-  static PrivateKey Adopt(EvpPkeyHandle pkey) { return PrivateKey(std::move(pkey)); }
+  static PrivateKey Adopt(EvpPkeyHandle pkey) {
+    return PrivateKey(std::move(pkey));
+  }
 
  private:
   explicit PrivateKey(EvpPkeyHandle pkey) : pkey_(std::move(pkey)) {}

@@ -301,6 +301,31 @@ TEST_CASE("ReadsLegacyPemEncryptedTraditionalKeys", "[key]") {
   }
 }
 
+TEST_CASE("ReportsEveryWrongPasswordAsWrongPassword", "[key]") {
+  // About one wrong password in 256 decrypts to garbage with valid CBC
+  // padding; that must still read as a wrong password, not as a bad file.
+  const PrivateKey& key = CachedKey(KeyType::kEcdsaP256);
+  std::string legacy = RunOpenssl("ec -des3 -passout pass:s3cret",
+                                  ValueOrDie(key.ToTraditionalPem()).view());
+  std::string pkcs8 =
+      RunOpenssl("pkcs8 -topk8 -v2 aes-256-cbc -iter 1 -passout pass:s3cret",
+                 ValueOrDie(key.ToPkcs8Pem()).view());
+  for (const std::string& pem : {legacy, pkcs8}) {
+    int refused = 0;
+    for (int i = 0; i < 2000; ++i) {
+      auto parsed = PrivateKey::FromPem(pem, absl::StrCat("wrong", i));
+      if (parsed.status().code() == Code::kInvalidArgument &&
+          parsed.status().message() ==
+              "wrong password for encrypted private key") {
+        ++refused;
+      } else {
+        FAIL("password wrong" << i << " gave " << parsed.status());
+      }
+    }
+    CHECK(refused == 2000);
+  }
+}
+
 TEST_CASE("ReadsPkcs8EncryptedByTheOpensslCli", "[key]") {
   const PrivateKey& key = CachedKey(KeyType::kRsa2048);
   std::string pem =
