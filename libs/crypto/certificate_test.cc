@@ -189,8 +189,9 @@ class CliPki {
 };
 
 const CliPki& Pki() {
-  static const CliPki* pki = new CliPki();
-  return *pki;
+  // Destroyed at exit, which removes its temporary folder.
+  static const CliPki pki;
+  return pki;
 }
 
 // ------------------------------------------------------------------- parsing
