@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -31,14 +32,23 @@ constexpr absl::string_view kPassword = "correct horse battery staple";
 
 // ------------------------------------------------------------ test helpers
 
-// A scratch directory for files handed to the openssl CLI.
+// A scratch directory for files handed to the openssl CLI, removed when the
+// test binary exits.
 const std::string& ScratchDir() {
-  static const std::string dir = [] {
+  struct Dir {
+    std::string path;
+    ~Dir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Dir dir = [] {
     char path[] = "/tmp/certplane_key_test_XXXXXX";
     const char* made = mkdtemp(path);
-    return std::string(made != nullptr ? made : "/tmp");
+    if (made == nullptr) FAIL("mkdtemp failed");
+    return Dir{made};
   }();
-  return dir;
+  return dir.path;
 }
 
 std::string ReadFile(const std::string& path) {
