@@ -329,6 +329,31 @@ TEST_CASE("ReadBundle names a truncated or padded DER certificate") {
                       "DER certificate is followed by 2 trailing bytes"));
 }
 
+TEST_CASE("ReadBundle reads a DER private key, PKCS#8 and traditional") {
+  const CliPki& pki = Pki();
+  REQUIRE(
+      pki.Run("openssl pkey -in leaf.key -outform DER -out leaf.p8.der && "
+              "openssl ec -in leaf.key -outform DER -out leaf.ec.der"));
+  for (const char* file : {"leaf.p8.der", "leaf.ec.der"}) {
+    INFO(file);
+    ParsedBundle bundle = ValueOrDie(ReadBundle(pki.Read(file)));
+    CHECK(bundle.format == Format::kDer);
+    CHECK(bundle.certificates.empty());
+    REQUIRE(bundle.keys.size() == 1);
+    CHECK_THAT(Cert(pki.leaf_pem).CheckKeyMatches(bundle.keys[0]), IsOk());
+  }
+}
+
+TEST_CASE("ReadBundle names trailing bytes after a PKCS#12 or PKCS#7") {
+  const CliPki& pki = Pki();
+  CHECK_THAT(ReadBundle(pki.Read("modern.p12") + "x", "secret"),
+             StatusIs(Code::kInvalidArgument,
+                      "PKCS#12 is followed by 1 trailing bytes"));
+  CHECK_THAT(ReadBundle(pki.Read("chain.p7b.der") + "xyz"),
+             StatusIs(Code::kInvalidArgument,
+                      "PKCS#7 is followed by 3 trailing bytes"));
+}
+
 TEST_CASE("ReadBundle reads PKCS#7 written by openssl crl2pkcs7, PEM and DER") {
   const CliPki& pki = Pki();
   const std::vector<std::string> expected = {Cert(pki.leaf_pem).der(),
