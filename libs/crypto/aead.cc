@@ -42,6 +42,23 @@ absl::Status AddAssociatedData(EVP_CIPHER_CTX* ctx, absl::string_view aad,
   return absl::OkStatus();
 }
 
+// A fresh context for one Seal/Open: a copy of the keyed context with
+// `nonce` set.
+absl::StatusOr<SslPtr<EVP_CIPHER_CTX>> NewContext(const EVP_CIPHER_CTX* keyed,
+                                                  const uint8_t* nonce,
+                                                  bool encrypt) {
+  SslPtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
+  if (ctx == nullptr) return SslInternal("EVP_CIPHER_CTX_new");
+  if (EVP_CIPHER_CTX_copy(ctx.get(), keyed) != 1) {
+    return SslInternal("EVP_CIPHER_CTX_copy");
+  }
+  if (EVP_CipherInit_ex(ctx.get(), nullptr, nullptr, nullptr, nonce,
+                        encrypt ? 1 : 0) != 1) {
+    return SslInternal("EVP_CipherInit_ex (nonce)");
+  }
+  return ctx;
+}
+
 }  // namespace
 
 absl::StatusOr<SecretBytes> Aes256Gcm::GenerateKey() {
@@ -55,17 +72,6 @@ absl::StatusOr<Aes256Gcm> Aes256Gcm::Create(SecretBytes key) {
     return absl::InvalidArgumentError(absl::StrCat(
         "AES-256-GCM key must be ", kKeySize, " bytes, got ", key.size()));
   }
-  return Aes256Gcm(std::move(key));
-}
-
-absl::StatusOr<std::string> Aes256Gcm::Seal(
-    absl::string_view plaintext, absl::string_view associated_data) const {
-  std::string sealed(kOverhead + plaintext.size(), '\0');
-  auto* out = reinterpret_cast<uint8_t*>(sealed.data());
-  out[0] = kVersion;
-  uint8_t* nonce = out + 1;
-  if (RAND_bytes(nonce, kNonceSize) != 1) return SslInternal("RAND_bytes");
-
   SslPtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   if (ctx == nullptr) return SslInternal("EVP_CIPHER_CTX_new");
   if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr,
@@ -76,10 +82,26 @@ absl::StatusOr<std::string> Aes256Gcm::Seal(
                           static_cast<int>(kNonceSize), nullptr) != 1) {
     return SslInternal("EVP_CIPHER_CTX_ctrl (EVP_CTRL_GCM_SET_IVLEN)");
   }
-  if (EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key_.data(), nonce) !=
+  if (EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nullptr) !=
       1) {
-    return SslInternal("EVP_EncryptInit_ex (key, nonce)");
+    return SslInternal("EVP_EncryptInit_ex (key)");
   }
+  return Aes256Gcm(KeyedContext(ctx.release(), [](const EVP_CIPHER_CTX* c) {
+    EVP_CIPHER_CTX_free(const_cast<EVP_CIPHER_CTX*>(c));
+  }));
+}
+
+absl::StatusOr<std::string> Aes256Gcm::Seal(
+    absl::string_view plaintext, absl::string_view associated_data) const {
+  std::string sealed(kOverhead + plaintext.size(), '\0');
+  auto* out = reinterpret_cast<uint8_t*>(sealed.data());
+  out[0] = kVersion;
+  uint8_t* nonce = out + 1;
+  if (RAND_bytes(nonce, kNonceSize) != 1) return SslInternal("RAND_bytes");
+
+  auto ctx_or = NewContext(keyed_.get(), nonce, /*encrypt=*/true);
+  if (!ctx_or.ok()) return ctx_or.status();
+  SslPtr<EVP_CIPHER_CTX> ctx = *std::move(ctx_or);
   if (auto status = AddAssociatedData(ctx.get(), associated_data, true);
       !status.ok()) {
     return status;
@@ -132,20 +154,9 @@ absl::StatusOr<SecretBytes> Aes256Gcm::Open(
   uint8_t tag[kTagSize];
   std::copy_n(Bytes(sealed) + sealed.size() - kTagSize, kTagSize, tag);
 
-  SslPtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
-  if (ctx == nullptr) return SslInternal("EVP_CIPHER_CTX_new");
-  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr,
-                         nullptr) != 1) {
-    return SslInternal("EVP_DecryptInit_ex (cipher)");
-  }
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN,
-                          static_cast<int>(kNonceSize), nullptr) != 1) {
-    return SslInternal("EVP_CIPHER_CTX_ctrl (EVP_CTRL_GCM_SET_IVLEN)");
-  }
-  if (EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key_.data(), nonce) !=
-      1) {
-    return SslInternal("EVP_DecryptInit_ex (key, nonce)");
-  }
+  auto ctx_or = NewContext(keyed_.get(), nonce, /*encrypt=*/false);
+  if (!ctx_or.ok()) return ctx_or.status();
+  SslPtr<EVP_CIPHER_CTX> ctx = *std::move(ctx_or);
   if (auto status = AddAssociatedData(ctx.get(), associated_data, false);
       !status.ok()) {
     return status;

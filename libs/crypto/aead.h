@@ -16,11 +16,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "libs/crypto/secret_bytes.h"
+
+extern "C" {
+struct evp_cipher_ctx_st;
+}
 
 namespace certplane::crypto {
 
@@ -56,8 +61,13 @@ class Aes256Gcm {
                                    absl::string_view associated_data) const;
 
  private:
-  explicit Aes256Gcm(SecretBytes key) : key_(std::move(key)) {}
-  SecretBytes key_;
+  // Holds an AES-256-GCM context keyed once at Create(); each Seal/Open
+  // copies it and sets only the nonce, so the key schedule is computed once.
+  // The context is never modified after Create(), so copies of Aes256Gcm
+  // share it and concurrent calls only read it. Freeing it cleanses the key.
+  using KeyedContext = std::shared_ptr<const evp_cipher_ctx_st>;
+  explicit Aes256Gcm(KeyedContext keyed) : keyed_(std::move(keyed)) {}
+  KeyedContext keyed_;
 };
 
 }  // namespace certplane::crypto

@@ -1,8 +1,12 @@
 #include "libs/crypto/aead.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
@@ -132,6 +136,38 @@ TEST_CASE("OpensWithACopyOfTheKey", "[aead]") {
   Aes256Gcm b = ValueOrDie(Aes256Gcm::Create(key));
   CHECK(ValueOrDie(b.Open(ValueOrDie(a.Seal("shared", "")), "")).view() ==
         "shared");
+}
+
+}  // namespace
+}  // namespace certplane::crypto
+
+namespace certplane::crypto {
+namespace {
+
+TEST_CASE("SealsAndOpensFromManyThreadsWithOneInstance", "[aead]") {
+  auto key = Aes256Gcm::GenerateKey();
+  REQUIRE(key.ok());
+  auto aead = Aes256Gcm::Create(*std::move(key));
+  REQUIRE(aead.ok());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        std::string plaintext = absl::StrCat("thread ", t, " message ", i);
+        std::string aad = absl::StrCat("ad", t);
+        auto sealed = aead->Seal(plaintext, aad);
+        if (!sealed.ok()) {
+          ++failures;
+          continue;
+        }
+        auto opened = aead->Open(*sealed, aad);
+        if (!opened.ok() || opened->view() != plaintext) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(failures.load() == 0);
 }
 
 }  // namespace
