@@ -18,6 +18,8 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   # Metrics and tests.
   prometheus-cpp-dev catch2
+  # Vault: PKCS#11 KEK source (header from p11-kit), tested with SoftHSM2.
+  libp11-kit-dev softhsm2
   # Scripts used by tests and `make run`.
   python3 curl procps
 )
