@@ -66,6 +66,12 @@ class RotatableKekSource {
   virtual absl::StatusOr<int> CreateVersion() = 0;
 };
 
+// The associated data every source authenticates with a wrapped DEK: the KEK
+// version as 4 big-endian bytes, then the caller's `associated_data`. Binding
+// the version means a DEK wrapped under v1 never unwraps as v2, even if both
+// versions held the same key.
+std::string KekAssociatedData(int version, absl::string_view associated_data);
+
 // Builds the source named by `spec` (see the top of this file).
 // INVALID_ARGUMENT naming the problem for a malformed spec or unknown kind;
 // FAILED_PRECONDITION when the key material is missing or malformed.
