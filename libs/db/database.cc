@@ -16,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -61,15 +62,18 @@ void SqliteExec(soci::session& session, const std::string& sql) {
   }
 }
 
-void PostgresExec(soci::session& session, const std::string& sql) {
+// Runs `sql` and returns the command tag of its last statement ("COMMIT",
+// "ROLLBACK", ...). Throws postgresql_soci_error on failure.
+std::string PostgresExec(soci::session& session, const std::string& sql) {
   PGconn* conn = PostgresHandle(session);
   PGresult* result = PQexec(conn, sql.c_str());
   ExecStatusType status =
       result != nullptr ? PQresultStatus(result) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ||
       status == PGRES_EMPTY_QUERY) {
+    std::string tag = PQcmdStatus(result);
     PQclear(result);
-    return;
+    return tag;
   }
   std::string message =
       result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn);
@@ -85,6 +89,45 @@ void PostgresExec(soci::session& session, const std::string& sql) {
   }
   PQclear(result);
   throw soci::postgresql_soci_error(message, state_copy);
+}
+
+// Whether `session` is inside a transaction that COMMIT could still save.
+// OK when it is; ABORTED (with what happened) when PostgreSQL has marked it
+// failed, or when it already ended (SQLite rolls back by itself after some
+// errors; a body may also have ended it).
+absl::Status CheckTransactionOpen(soci::session& session, Dialect dialect) {
+  if (dialect == Dialect::kPostgres) {
+    switch (PQtransactionStatus(PostgresHandle(session))) {
+      case PQTRANS_INERROR:
+        return absl::AbortedError(
+            "the transaction was aborted by an earlier failed statement whose "
+            "exception the transaction body caught before returning OK; "
+            "PostgreSQL rolls such a transaction back, so nothing was saved. "
+            "Return the statement's error from the body, or wrap the "
+            "statement in a SAVEPOINT to recover from it");
+      case PQTRANS_IDLE:
+        return absl::AbortedError(
+            "the transaction was no longer open when the body returned (the "
+            "body must not run COMMIT or ROLLBACK itself); it was not "
+            "committed by Transact()");
+      default:
+        return absl::OkStatus();  // a lost connection fails at COMMIT
+    }
+  }
+  if (::sqlite_api::sqlite3_get_autocommit(SqliteHandle(session)) != 0) {
+    return absl::AbortedError(
+        "the transaction was no longer open when the body returned: SQLite "
+        "rolled it back after an error the body caught, or the body ran "
+        "COMMIT or ROLLBACK itself; it was not committed by Transact()");
+  }
+  return absl::OkStatus();
+}
+
+bool InTransaction(soci::session& session, Dialect dialect) {
+  if (dialect == Dialect::kPostgres) {
+    return PQtransactionStatus(PostgresHandle(session)) != PQTRANS_IDLE;
+  }
+  return ::sqlite_api::sqlite3_get_autocommit(SqliteHandle(session)) == 0;
 }
 
 }  // namespace
@@ -209,10 +252,13 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
     options.pool_size = 1;
   }
   int pool_size = options.pool_size;
-  std::unique_ptr<Database> db(new Database(
-      parsed->dialect, parsed->target, parsed->redacted, std::move(options)));
+  std::unique_ptr<Database> db(
+      new Database(parsed->dialect, parsed->target,
+                   internal::ScrubSecrets(parsed->redacted, parsed->secrets),
+                   std::move(options)));
+  db->secrets_ = std::move(parsed->secrets);
   db->pool_ = std::make_unique<Pool>(*db, pool_size);
-  if (absl::Status s = db->Initialize(); !s.ok()) return s;
+  if (absl::Status s = db->Initialize(); !s.ok()) return db->Scrub(s);
   return db;
 }
 
@@ -249,23 +295,45 @@ absl::StatusOr<std::unique_ptr<soci::session>> Database::OpenSession() {
   return session;
 }
 
+absl::Status Database::Scrub(const absl::Status& status) const {
+  if (status.ok() || secrets_.empty()) return status;
+  return absl::Status(status.code(),
+                      internal::ScrubSecrets(status.message(), secrets_));
+}
+
 absl::Status Database::Initialize() {
   if (dialect_ == Dialect::kSqlite) {
     // Opening one session proves the file can be opened and sets WAL mode.
     return Transact([](soci::session&) { return absl::OkStatus(); },
                     TxMode::kReadOnly);
   }
-  // CREATE SCHEMA IF NOT EXISTS races between replicas starting together
-  // (both see it missing, one fails with a unique violation), so creation
-  // runs under an advisory lock. The search_path set on every session names
-  // a schema that may not exist yet; PostgreSQL accepts that.
-  return Transact([this](soci::session& sql) {
-    PostgresExec(
-        sql,
-        absl::StrCat("SELECT pg_advisory_xact_lock(hashtext('certplane "
-                     "schema ",
-                     options_.schema, "')); CREATE SCHEMA IF NOT EXISTS \"",
-                     options_.schema, "\""));
+  // Replicas starting together would race on CREATE SCHEMA (both see it
+  // missing, one fails with a unique violation), so the check and the
+  // creation run under an advisory lock. CREATE SCHEMA IF NOT EXISTS is not
+  // used on an existing schema: it needs CREATE on the database even then,
+  // which a least-privilege role owning its schema lacks. The search_path
+  // set on every session may name a schema that does not exist yet;
+  // PostgreSQL accepts that.
+  return Transact([this](soci::session& sql) -> absl::Status {
+    PostgresExec(sql, absl::StrCat("SELECT pg_advisory_xact_lock(hashtext("
+                                   "'certplane schema ",
+                                   options_.schema, "'))"));
+    int exists = 0;
+    sql << "SELECT COUNT(*) FROM pg_catalog.pg_namespace WHERE nspname = :n",
+        soci::use(options_.schema), soci::into(exists);
+    if (exists > 0) return absl::OkStatus();
+    try {
+      PostgresExec(sql,
+                   absl::StrCat("CREATE SCHEMA \"", options_.schema, "\""));
+    } catch (const soci::postgresql_soci_error& e) {
+      if (e.sqlstate() != "42501") throw;  // insufficient_privilege
+      return absl::FailedPreconditionError(absl::StrCat(
+          "schema \"", options_.schema, "\" does not exist in ", redacted_url_,
+          " and the connecting role may not create it (",
+          absl::StripAsciiWhitespace(e.get_error_message()),
+          "); create it beforehand (CREATE SCHEMA \"", options_.schema,
+          "\" AUTHORIZATION <role>) or GRANT CREATE ON DATABASE to the role"));
+    }
     return absl::OkStatus();
   });
 }
@@ -281,7 +349,7 @@ absl::Status Database::Transact(TxFn fn, TxMode mode) {
     bool retryable = false;
     absl::Status status = TransactOnce(fn, mode, retryable);
     if (status.ok() || !retryable || attempt >= options_.max_retries) {
-      return status;
+      return Scrub(status);
     }
     absl::SleepFor(backoff * absl::Uniform(rng, 0.5, 1.5));
     backoff *= 2;
@@ -293,19 +361,33 @@ absl::Status Database::TransactOnce(TxFn fn, TxMode mode, bool& retryable) {
   absl::StatusOr<Pool::Lease> lease = pool_->Acquire(options_.acquire_timeout);
   if (!lease.ok()) return lease.status();
   soci::session& session = *lease->session;
-  bool broken = false;
+  // SQLite has no read-only transactions; query_only makes every write on
+  // the connection fail (SQLITE_READONLY) until it is switched off again.
+  const bool sqlite_read_only =
+      dialect_ == Dialect::kSqlite && mode == TxMode::kReadOnly;
+  auto release = [&](bool broken) {
+    if (sqlite_read_only && !broken) {
+      try {
+        SqliteExec(session, "PRAGMA query_only = OFF");
+      } catch (...) {
+        broken = true;  // a session stuck read-only must not be reused
+      }
+    }
+    pool_->Release(lease->index, broken);
+  };
 
   const char* begin_sql = nullptr;
   if (dialect_ == Dialect::kPostgres) {
     begin_sql = mode == TxMode::kReadOnly ? "BEGIN READ ONLY" : "BEGIN";
   } else {
-    begin_sql = mode == TxMode::kReadOnly ? "BEGIN" : "BEGIN IMMEDIATE";
+    begin_sql = mode == TxMode::kReadOnly ? "PRAGMA query_only = ON; BEGIN"
+                                          : "BEGIN IMMEDIATE";
   }
   try {
     ExecuteScript(session, begin_sql);
   } catch (...) {
     DbError error = ClassifyCurrentException("begin transaction");
-    pool_->Release(lease->index, error.connection_lost);
+    release(error.connection_lost);
     // Nothing ran yet, so a lost connection is safe to retry on a new one.
     retryable = error.retryable || error.connection_lost;
     return error.status;
@@ -321,12 +403,26 @@ absl::Status Database::TransactOnce(TxFn fn, TxMode mode, bool& retryable) {
     status = error.status;
     failed_by_exception = true;
   }
+  // A body that caught a statement's exception and returned OK may leave a
+  // transaction that COMMIT cannot save: PostgreSQL answers COMMIT on an
+  // aborted transaction with ROLLBACK, not an error.
+  if (status.ok()) status = CheckTransactionOpen(session, dialect_);
   bool commit_sent = false;
   if (status.ok()) {
     try {
       commit_sent = true;
-      ExecuteScript(session, "COMMIT");
-      pool_->Release(lease->index, false);
+      if (dialect_ == Dialect::kPostgres) {
+        std::string tag = PostgresExec(session, "COMMIT");
+        if (tag != "COMMIT") {
+          release(false);
+          return absl::AbortedError(absl::StrCat(
+              "PostgreSQL answered COMMIT with \"", tag,
+              "\": the transaction was rolled back and nothing was saved"));
+        }
+      } else {
+        SqliteExec(session, "COMMIT");
+      }
+      release(false);
       return absl::OkStatus();
     } catch (...) {
       error = ClassifyCurrentException("commit");
@@ -334,6 +430,7 @@ absl::Status Database::TransactOnce(TxFn fn, TxMode mode, bool& retryable) {
       failed_by_exception = true;
     }
   }
+  bool broken = false;
   if (failed_by_exception) {
     broken = error.connection_lost;
     retryable = error.retryable;
@@ -348,7 +445,7 @@ absl::Status Database::TransactOnce(TxFn fn, TxMode mode, bool& retryable) {
     // drops, so running it again is safe unless COMMIT itself was sent.
     if (broken && !commit_sent) retryable = true;
   }
-  if (!broken) {
+  if (!broken && InTransaction(session, dialect_)) {
     try {
       ExecuteScript(session, "ROLLBACK");
     } catch (...) {
@@ -356,7 +453,7 @@ absl::Status Database::TransactOnce(TxFn fn, TxMode mode, bool& retryable) {
       broken = true;
     }
   }
-  pool_->Release(lease->index, broken);
+  release(broken);
   return status;
 }
 

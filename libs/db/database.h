@@ -18,7 +18,9 @@
 //   sqlite::memory:
 //
 // Per-service isolation: on PostgreSQL, Open() creates the schema named by
-// DatabaseOptions::service (or ::schema) if missing, and every pooled session's
+// DatabaseOptions::service (or ::schema) if missing (an existing schema
+// needs no CREATE privilege on the database, so a least-privilege role that
+// owns its schema works), and every pooled session's
 // search_path is set to it, so unqualified table names refer to the
 // service's own tables. On SQLite the service owns the whole file.
 //
@@ -35,7 +37,8 @@
 //   - serialization failure or deadlock (40001, 40P01): ABORTED (retried)
 //   - connection failures, SQLite busy/locked, pool exhausted: UNAVAILABLE
 //   - anything else: INTERNAL
-// Messages never contain the password from the URL.
+// Messages never contain the password from the URL, neither as written nor
+// percent-decoded: it is scrubbed from driver messages too.
 //
 // Thread safety: Database is thread-safe; Transact() may be called from many
 // threads at once, each call gets its own pooled session. A soci::session
@@ -45,6 +48,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -65,8 +69,10 @@ absl::string_view DialectName(Dialect dialect);
 
 // Whether a transaction writes. On SQLite a write transaction takes the
 // database's write lock up front (BEGIN IMMEDIATE); a read-only one does not.
-// On PostgreSQL a read-only transaction is BEGIN READ ONLY, so a write inside
-// it fails with INTERNAL ("read-only transaction").
+// A write inside a read-only transaction fails with INTERNAL on both
+// backends: on PostgreSQL it is BEGIN READ ONLY ("read-only transaction"),
+// on SQLite the session runs with PRAGMA query_only = ON for the
+// transaction ("attempt to write a readonly database").
 enum class TxMode { kReadWrite, kReadOnly };
 
 struct DatabaseOptions {
@@ -97,13 +103,26 @@ struct DatabaseOptions {
 // Transact() returns that status (exceptions converted as above). The body
 // may run more than once when Transact() retries, so it must not have side
 // effects outside the database that would be wrong to repeat.
+//
+// A body that catches a failed statement's exception and returns OK gets
+// each backend's own semantics, which differ:
+//   - PostgreSQL: the failed statement aborts the whole transaction; nothing
+//     is saved and Transact() returns ABORTED ("aborted by an earlier failed
+//     statement"). Use a SAVEPOINT to recover from a statement's failure.
+//   - SQLite: only the failed statement is undone (constraint errors); the
+//     transaction's other changes are committed and Transact() returns OK.
+//     If SQLite rolled the whole transaction back by itself (e.g. disk
+//     full), Transact() returns ABORTED.
+// Portable code returns the statement's error instead of swallowing it.
 using TxFn = absl::FunctionRef<absl::Status(soci::session&)>;
 
 class Database {
  public:
   // Opens a database from a URL (see above) and checks that it is reachable.
   // INVALID_ARGUMENT for a malformed URL, unknown scheme or bad service name;
-  // UNAVAILABLE when the database cannot be reached or opened.
+  // UNAVAILABLE when the database cannot be reached or opened;
+  // FAILED_PRECONDITION when the PostgreSQL schema is missing and the role
+  // may not create it.
   static absl::StatusOr<std::unique_ptr<Database>> Open(
       absl::string_view url, DatabaseOptions options);
 
@@ -148,6 +167,9 @@ class Database {
            DatabaseOptions options);
 
   absl::Status Initialize();
+  // `status` with the URL's passwords (raw and percent-decoded) removed
+  // from its message: libpq and SOCI may quote parts of the URL.
+  absl::Status Scrub(const absl::Status& status) const;
   absl::StatusOr<std::unique_ptr<soci::session>> OpenSession();
   // One attempt; sets `retryable` when running fn again may succeed.
   absl::Status TransactOnce(TxFn fn, TxMode mode, bool& retryable);
@@ -155,6 +177,7 @@ class Database {
   Dialect dialect_;
   std::string url_;
   std::string redacted_url_;
+  std::vector<std::string> secrets_;  // see internal::UrlSecrets
   DatabaseOptions options_;
   std::unique_ptr<Pool> pool_;
 };

@@ -50,8 +50,11 @@ struct ServerRunner::State {
   int metrics_port = 0;
   bool started = false;
 
+  // Guards only the flags: Shutdown() drains the server without holding it,
+  // so handlers may call SetServingStatus() during the drain.
   absl::Mutex shutdown_mu;
-  bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
+  bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;  // shutdown began
+  bool stopped ABSL_GUARDED_BY(shutdown_mu) = false;    // shutdown finished
 };
 
 ServerRunner::ServerRunner(ServerOptions options)
@@ -233,27 +236,38 @@ absl::Status ServerRunner::SetServingStatus(absl::string_view service,
 
 void ServerRunner::Shutdown() {
   State& s = *state_;
-  absl::MutexLock lock(&s.shutdown_mu);
-  if (s.shut_down || s.server == nullptr) return;
-  s.shut_down = true;
-  log::Info("shutting down",
-            {{"app", s.options.app_name},
-             {"grace_period_ms",
-              absl::ToInt64Milliseconds(s.options.shutdown_grace_period)}});
-  if (grpc::HealthCheckServiceInterface* health =
-          s.server->GetHealthCheckService();
-      health != nullptr) {
-    health->SetServingStatus(false);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  {
+    absl::MutexLock lock(&s.shutdown_mu);
+    if (s.server == nullptr) return;
+    if (s.shut_down) {
+      // Another thread is draining; return once it is done, as promised.
+      s.shutdown_mu.Await(absl::Condition(&s.stopped));
+      return;
+    }
+    s.shut_down = true;  // from now on SetServingStatus() refuses
+    log::Info("shutting down",
+              {{"app", s.options.app_name},
+               {"grace_period_ms",
+                absl::ToInt64Milliseconds(s.options.shutdown_grace_period)}});
+    if (grpc::HealthCheckServiceInterface* health =
+            s.server->GetHealthCheckService();
+        health != nullptr) {
+      health->SetServingStatus(false);
+    }
+    exposer = std::move(s.exposer);
   }
   // Stopping civetweb takes up to its 2 s poll quantum; do it alongside the
   // gRPC drain rather than after it.
   std::thread stop_exposer(
-      [exposer = std::move(s.exposer)]() mutable { exposer.reset(); });
+      [exposer = std::move(exposer)]() mutable { exposer.reset(); });
   s.server->Shutdown(
       absl::ToChronoTime(absl::Now() + s.options.shutdown_grace_period));
   s.server->Wait();
   stop_exposer.join();
   log::Info("stopped", {{"app", s.options.app_name}});
+  absl::MutexLock lock(&s.shutdown_mu);
+  s.stopped = true;
 }
 
 absl::Status ServerRunner::RunUntilShutdownSignal() {

@@ -95,7 +95,10 @@ class ServerRunner {
   // FAILED_PRECONDITION when not serving. Thread-safe.
   absl::Status SetServingStatus(absl::string_view service, bool serving);
 
-  // Graceful stop, see above. Idempotent; returns once the server stopped.
+  // Graceful stop, see above. Idempotent and thread-safe; every call returns
+  // once the server stopped. Handlers may call SetServingStatus() while the
+  // server drains (it returns FAILED_PRECONDITION), but must not call
+  // Shutdown(): it would wait for the handler itself.
   void Shutdown();
 
   // Blocks until SIGTERM/SIGINT (or RequestShutdown(), shutdown_signal.h),

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,12 +14,15 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "certplane/testing/v1/echo.grpc.pb.h"
 #include "google/protobuf/struct.pb.h"
@@ -205,6 +210,80 @@ TEST_CASE("SetServingStatusIsReportedByHealthChecks") {
         WireHealthCheckResponse::SERVING);
   CHECK_THAT(server.runner.SetServingStatus("other.Service", false),
              StatusIs(absl::StatusCode::kNotFound, "other.Service"));
+}
+
+// An echo service whose handler, once called, keeps calling
+// SetServingStatus() until the runner refuses because shutdown began. Each
+// call runs on a helper thread so a deadlocked call is noticed (after 1 s)
+// instead of hanging the test.
+class SetsServingStatusDuringShutdown final : public EchoService::Service {
+ public:
+  grpc::Status Echo(grpc::ServerContext*, const EchoRequest*,
+                    EchoResponse*) override {
+    started.Notify();
+    absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < give_up) {
+      auto result = std::make_shared<std::promise<absl::Status>>();
+      std::future<absl::Status> status = result->get_future();
+      callers.emplace_back([this, result]() {
+        result->set_value(runner->SetServingStatus(kEchoServiceName, false));
+      });
+      if (status.wait_for(std::chrono::seconds(1)) !=
+          std::future_status::ready) {
+        outcome = "SetServingStatus blocked during shutdown";
+        return grpc::Status::OK;
+      }
+      absl::Status s = status.get();
+      if (absl::IsFailedPrecondition(s)) {
+        outcome = "refused";
+        return grpc::Status::OK;
+      }
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    outcome = "shutdown never began";
+    return grpc::Status::OK;
+  }
+
+  ServerRunner* runner = nullptr;
+  absl::Notification started;
+  // Written by the one handler call; read after Shutdown() returned.
+  std::vector<std::thread> callers;
+  std::string outcome;
+};
+
+TEST_CASE("HandlerMaySetServingStatusWhileShutdownDrains") {
+  SetsServingStatusDuringShutdown service;
+  ServerRunner runner(PlaintextOptions());
+  service.runner = &runner;
+  REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
+               IsOk());
+  REQUIRE_THAT(runner.Start(), IsOk());
+  auto stub = EchoService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner.port()),
+                          grpc::InsecureChannelCredentials()));
+  std::thread client([&]() {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    EchoRequest request;
+    EchoResponse response;
+    stub->Echo(&context, request, &response);
+  });
+  REQUIRE(service.started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // A second caller must also wait until the server has stopped.
+  std::atomic<bool> second_returned{false};
+  std::thread second([&]() {
+    absl::SleepFor(absl::Milliseconds(20));
+    runner.Shutdown();
+    second_returned = true;
+  });
+  runner.Shutdown();
+  second.join();
+  client.join();
+  for (std::thread& t : service.callers) t.join();
+  CHECK(service.outcome == "refused");
+  CHECK(second_returned);
+  CHECK_THAT(runner.SetServingStatus(kEchoServiceName, true),
+             StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST_CASE("HandlerErrorReachesTheClientWithTheSameCodeAndMessage") {

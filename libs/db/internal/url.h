@@ -4,6 +4,7 @@
 #define CERTPLANE_LIBS_DB_INTERNAL_URL_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -18,6 +19,10 @@ struct ParsedUrl {
   std::string target;
   // The URL with any password replaced by "***".
   std::string redacted;
+  // The passwords in the URL, as written and percent-decoded, longest first:
+  // strings that must be scrubbed from any driver message (see
+  // ScrubSecrets) because libpq may quote parts of the URL in its errors.
+  std::vector<std::string> secrets;
 };
 
 // INVALID_ARGUMENT naming the scheme (never the whole URL) when the URL is
@@ -25,8 +30,19 @@ struct ParsedUrl {
 absl::StatusOr<ParsedUrl> ParseDatabaseUrl(absl::string_view url);
 
 // Replaces the password in "scheme://user:password@..." and any
-// "password=..." query parameter with "***".
+// "password=..." query parameter with "***". The userinfo runs from after
+// "://" to the last '@' in the URL, so a password holding an unencoded '@',
+// '/', '?', '#' or '%' is still hidden whole; a URL without a password but
+// with '@' in a query value is over-redacted, never under-redacted.
 std::string RedactUrl(absl::string_view url);
+
+// The passwords RedactUrl hides, as written and percent-decoded (when that
+// differs and decodes), without duplicates, longest first.
+std::vector<std::string> UrlSecrets(absl::string_view url);
+
+// `text` with every occurrence of each secret replaced by "***".
+std::string ScrubSecrets(absl::string_view text,
+                         const std::vector<std::string>& secrets);
 
 }  // namespace certplane::db::internal
 

@@ -1,7 +1,11 @@
 #include "libs/db/internal/url.h"
 
 #include <catch2/catch.hpp>
+#include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "libs/db/database.h"
 #include "libs/testing/status_matchers.h"
 
@@ -55,6 +59,32 @@ TEST_CASE("RedactUrlHidesPasswordsInUserinfoAndQuery") {
   CHECK_FALSE(absl::StrContains(
       ValueOrDie(ParseDatabaseUrl("postgresql://a:p%40ss@h/d")).redacted,
       "p%40ss"));
+}
+
+TEST_CASE("RedactUrlHidesPasswordsWithUrlSpecialCharactersWhole") {
+  for (const std::string password :
+       {"hun#ter2", "p/ss?wd", "hunter%zz2", "a@b", "x:y", "p%40ss"}) {
+    INFO("password: " << password);
+    std::string url =
+        absl::StrCat("postgresql://svc:", password, "@db:5432/x?sslmode=a");
+    std::string redacted = RedactUrl(url);
+    CHECK(redacted == "postgresql://svc:***@db:5432/x?sslmode=a");
+    CHECK(ValueOrDie(ParseDatabaseUrl(url)).redacted == redacted);
+    std::string query = absl::StrCat(
+        "postgresql://svc@db/x?password=", password, "&sslmode=require");
+    CHECK_FALSE(absl::StrContains(RedactUrl(query), password));
+  }
+}
+
+TEST_CASE("UrlSecretsListsRawAndPercentDecodedPasswordsLongestFirst") {
+  std::vector<std::string> secrets =
+      UrlSecrets("postgresql://svc:p%40ss@db/x?sslpassword=k%2Fey");
+  CHECK(secrets ==
+        std::vector<std::string>{"p%40ss", "k%2Fey", "p@ss", "k/ey"});
+  CHECK(UrlSecrets("postgresql://svc:bad%zz@db/x") ==
+        std::vector<std::string>{"bad%zz"});
+  CHECK(UrlSecrets("postgresql://svc@db/x").empty());
+  CHECK(ScrubSecrets("no p@ss here, p%40ss", secrets) == "no *** here, ***");
 }
 
 }  // namespace
