@@ -75,14 +75,14 @@ CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
 constexpr char kSqliteV1[] = R"sql(
 CREATE TABLE kek_versions (
   version INTEGER PRIMARY KEY CHECK (version > 0),
-  create_time_us INTEGER NOT NULL,
-  encryption_count INTEGER NOT NULL DEFAULT 0 CHECK (encryption_count >= 0)
+  create_time_us BIGINT NOT NULL,
+  encryption_count BIGINT NOT NULL DEFAULT 0 CHECK (encryption_count >= 0)
 );
 CREATE TABLE keys (
   key_id TEXT PRIMARY KEY NOT NULL CHECK (
     length(key_id) = 33 AND substr(key_id, 1, 1) = 'k'
     AND substr(key_id, 2) NOT GLOB '*[^0-9a-f]*'),
-  version INTEGER NOT NULL CHECK (version > 0),
+  version BIGINT NOT NULL CHECK (version > 0),
   owner TEXT NOT NULL CHECK (owner <> ''),
   algorithm TEXT NOT NULL CHECK (algorithm <> ''),
   bits INTEGER NOT NULL CHECK (bits >= 0),
@@ -99,8 +99,8 @@ CREATE TABLE keys (
     length(wrapped_dek) % 2 = 0 AND wrapped_dek NOT GLOB '*[^0-9a-f]*'),
   kek_version INTEGER NOT NULL REFERENCES kek_versions (version),
   request_id TEXT NOT NULL DEFAULT '',
-  create_time_us INTEGER NOT NULL,
-  destroy_time_us INTEGER,
+  create_time_us BIGINT NOT NULL,
+  destroy_time_us BIGINT,
   CONSTRAINT keys_state_matches_material CHECK (
     (state = 'active' AND destroy_time_us IS NULL
      AND length(sealed_key) > 0 AND length(wrapped_dek) > 0)
@@ -121,7 +121,7 @@ CREATE TABLE key_labels (
 CREATE INDEX key_labels_by_name_value ON key_labels (name, value, key_id);
 CREATE TABLE audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
-  time_us INTEGER NOT NULL,
+  time_us BIGINT NOT NULL,
   identity TEXT NOT NULL,
   operation TEXT NOT NULL CHECK (operation <> ''),
   key_id TEXT NOT NULL,

@@ -16,7 +16,8 @@
 // CHECK constraint): SOCI 4.0 binds std::string as text, which cannot carry
 // arbitrary bytes, and SQLite 3.40 has no unhex() to turn bound hex into a
 // BLOB. The store converts at the SQL boundary (decode/encode on PostgreSQL).
-// Times are int64 microseconds since the Unix epoch.
+// Times are int64 microseconds since the Unix epoch (BIGINT on both, so
+// SOCI reads them as 64-bit values).
 //
 // The returned migrations live for the whole process.
 #ifndef CERTPLANE_SERVICES_VAULT_MIGRATIONS_H_

@@ -191,37 +191,45 @@ absl::Status CheckNewKey(const KeyRecord& r) {
 // ---------------------------------------------------------------------------
 // SQL helpers.
 
-// Parameters for a statement whose SQL is built at run time. Values live in
-// deques, so the references SOCI keeps stay valid while more are added.
+// Parameters for a statement whose SQL is built at run time. Each value is
+// bound by name (":p<n>"), so the order in which placeholders appear in the
+// SQL does not matter. Values live in deques, so the references SOCI keeps
+// stay valid while more are added.
 class Params {
  public:
   // Returns the placeholder to put into the SQL.
   std::string Add(std::string value) {
     strings_.push_back(std::move(value));
-    order_.push_back({true, strings_.size() - 1});
-    return Placeholder();
+    return Name(&strings_.back(), nullptr);
   }
   std::string Add(long long value) {
     ints_.push_back(value);
-    order_.push_back({false, ints_.size() - 1});
-    return Placeholder();
+    return Name(nullptr, &ints_.back());
   }
   void BindTo(soci::statement& st) {
-    for (const auto& [is_string, index] : order_) {
-      if (is_string) {
-        st.exchange(soci::use(strings_[index]));
+    for (const Bound& b : bound_) {
+      if (b.string_value != nullptr) {
+        st.exchange(soci::use(*b.string_value, b.name));
       } else {
-        st.exchange(soci::use(ints_[index]));
+        st.exchange(soci::use(*b.int_value, b.name));
       }
     }
   }
 
  private:
-  std::string Placeholder() const { return absl::StrCat(":p", order_.size()); }
+  struct Bound {
+    std::string name;
+    std::string* string_value;
+    long long* int_value;
+  };
+  std::string Name(std::string* s, long long* i) {
+    bound_.push_back({absl::StrCat("p", bound_.size() + 1), s, i});
+    return absl::StrCat(":", bound_.back().name);
+  }
 
   std::deque<std::string> strings_;
   std::deque<long long> ints_;
-  std::vector<std::pair<bool, size_t>> order_;
+  std::vector<Bound> bound_;
 };
 
 // Runs a prepared statement with `params` and returns the affected rows.
@@ -233,6 +241,14 @@ long long Execute(soci::session& sql, const std::string& query,
   st.prepare(query);
   st.define_and_bind();
   st.execute(true);
+  if (sql.get_backend_name() == "sqlite3") {
+    // SOCI 4.0's SQLite backend does not always report the count of an
+    // UPDATE it ran; ask SQLite directly (same connection, same
+    // transaction).
+    long long changed = 0;
+    sql << "SELECT changes()", soci::into(changed);
+    return changed;
+  }
   return st.get_affected_rows();
 }
 
