@@ -217,6 +217,79 @@ std::string TrimmedLabel(const unsigned char (&label)[32]) {
   return std::string(absl::StripTrailingAsciiWhitespace(out));
 }
 
+// Seals `plaintext` under `key` with CKM_AES_GCM: returns
+// IV || ciphertext || tag, the IV drawn from the token's generator.
+absl::StatusOr<std::string> GcmEncrypt(CK_FUNCTION_LIST* fl,
+                                       CK_SESSION_HANDLE session,
+                                       CK_OBJECT_HANDLE key,
+                                       const crypto::SecretBytes& plaintext,
+                                       absl::string_view aad) {
+  std::string out(kIvSize + plaintext.size() + kTagSize, '\0');
+  auto* iv = reinterpret_cast<CK_BYTE*>(out.data());
+  CK_RV rv = fl->C_GenerateRandom(session, iv, kIvSize);
+  if (rv != CKR_OK) return CkError("C_GenerateRandom", rv);
+  std::string aad_copy(aad);
+  CK_GCM_PARAMS params;
+  std::memset(&params, 0, sizeof(params));
+  params.pIv = iv;
+  params.ulIvLen = kIvSize;
+  params.ulIvBits = kIvSize * 8;
+  params.pAAD = reinterpret_cast<CK_BYTE*>(aad_copy.data());
+  params.ulAADLen = aad_copy.size();
+  params.ulTagBits = kTagSize * 8;
+  CK_MECHANISM mechanism = {CKM_AES_GCM, &params, sizeof(params)};
+  rv = fl->C_EncryptInit(session, &mechanism, key);
+  if (rv != CKR_OK) return CkError("C_EncryptInit(CKM_AES_GCM)", rv);
+  // C_Encrypt takes a non-const pointer: pass a copy of the secret.
+  crypto::SecretBytes input = plaintext;
+  CK_ULONG out_len = plaintext.size() + kTagSize;
+  rv =
+      fl->C_Encrypt(session, input.data(), input.size(),
+                    reinterpret_cast<CK_BYTE*>(out.data() + kIvSize), &out_len);
+  if (rv != CKR_OK) return CkError("C_Encrypt", rv);
+  if (out_len != plaintext.size() + kTagSize) {
+    return absl::InternalError(absl::StrCat(
+        "C_Encrypt returned ", out_len, " bytes; expected ",
+        plaintext.size() + kTagSize, " (ciphertext and a 16-byte tag)"));
+  }
+  return out;
+}
+
+// Opens IV || ciphertext || tag into `plaintext`; returns the token's code.
+CK_RV GcmDecrypt(CK_FUNCTION_LIST* fl, CK_SESSION_HANDLE session,
+                 CK_OBJECT_HANDLE key, absl::string_view sealed,
+                 absl::string_view aad, crypto::SecretBytes& plaintext,
+                 const char** failed_call) {
+  *failed_call = "C_Decrypt";
+  if (sealed.size() < kIvSize + kTagSize) return CKR_ENCRYPTED_DATA_LEN_RANGE;
+  std::string iv(sealed.substr(0, kIvSize));
+  std::string ciphertext(sealed.substr(kIvSize));
+  std::string aad_copy(aad);
+  CK_GCM_PARAMS params;
+  std::memset(&params, 0, sizeof(params));
+  params.pIv = reinterpret_cast<CK_BYTE*>(iv.data());
+  params.ulIvLen = kIvSize;
+  params.ulIvBits = kIvSize * 8;
+  params.pAAD = reinterpret_cast<CK_BYTE*>(aad_copy.data());
+  params.ulAADLen = aad_copy.size();
+  params.ulTagBits = kTagSize * 8;
+  CK_MECHANISM mechanism = {CKM_AES_GCM, &params, sizeof(params)};
+  CK_RV rv = fl->C_DecryptInit(session, &mechanism, key);
+  if (rv != CKR_OK) {
+    *failed_call = "C_DecryptInit(CKM_AES_GCM)";
+    return rv;
+  }
+  crypto::SecretBytes out(ciphertext.size());
+  CK_ULONG out_len = out.size();
+  rv = fl->C_Decrypt(session, reinterpret_cast<CK_BYTE*>(ciphertext.data()),
+                     ciphertext.size(), out.data(), &out_len);
+  if (rv != CKR_OK) return rv;
+  if (out_len != ciphertext.size() - kTagSize) return CKR_GENERAL_ERROR;
+  out.Truncate(out_len);
+  plaintext = std::move(out);
+  return CKR_OK;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------- the module
@@ -549,43 +622,18 @@ absl::StatusOr<std::string> Pkcs11KekSource::Wrap(
     int version, const crypto::SecretBytes& dek,
     absl::string_view associated_data) const {
   std::string aad = KekAssociatedData(version, associated_data);
-  CK_FUNCTION_LIST* fl = module_->fl;
   absl::MutexLock lock(&mu_);
   absl::StatusOr<unsigned long> key = KeyHandle(version);
   if (!key.ok()) return key.status();
-
-  std::string out(1 + kIvSize + dek.size() + kTagSize, '\0');
-  out[0] = static_cast<char>(kFormatVersion);
-  auto* iv = reinterpret_cast<CK_BYTE*>(out.data() + 1);
-  CK_RV rv = fl->C_GenerateRandom(session_, iv, kIvSize);
-  if (rv != CKR_OK) return CkError("C_GenerateRandom", rv);
-
-  CK_GCM_PARAMS params;
-  std::memset(&params, 0, sizeof(params));
-  params.pIv = iv;
-  params.ulIvLen = kIvSize;
-  params.ulIvBits = kIvSize * 8;
-  params.pAAD = reinterpret_cast<CK_BYTE*>(aad.data());
-  params.ulAADLen = aad.size();
-  params.ulTagBits = kTagSize * 8;
-  CK_MECHANISM mechanism = {CKM_AES_GCM, &params, sizeof(params)};
-  rv = fl->C_EncryptInit(session_, &mechanism, *key);
-  if (rv != CKR_OK) {
-    return CkError("C_EncryptInit(CKM_AES_GCM)", rv, Label(version));
+  absl::StatusOr<std::string> sealed =
+      GcmEncrypt(module_->fl, session_, *key, dek, aad);
+  if (!sealed.ok()) {
+    return absl::Status(
+        sealed.status().code(),
+        absl::StrCat(sealed.status().message(), " (", Label(version), ")"));
   }
-  // The plaintext is copied into a mutable buffer because C_Encrypt takes a
-  // non-const pointer.
-  crypto::SecretBytes plaintext = dek;
-  CK_ULONG out_len = dek.size() + kTagSize;
-  rv = fl->C_Encrypt(session_, plaintext.data(), plaintext.size(),
-                     reinterpret_cast<CK_BYTE*>(out.data() + 1 + kIvSize),
-                     &out_len);
-  if (rv != CKR_OK) return CkError("C_Encrypt", rv, Label(version));
-  if (out_len != dek.size() + kTagSize) {
-    return absl::InternalError(
-        absl::StrCat("C_Encrypt returned ", out_len, " bytes; expected ",
-                     dek.size() + kTagSize, " (ciphertext and a 16-byte tag)"));
-  }
+  std::string out(1, static_cast<char>(kFormatVersion));
+  out.append(*sealed);
   return out;
 }
 
@@ -593,7 +641,6 @@ absl::StatusOr<crypto::SecretBytes> Pkcs11KekSource::Unwrap(
     int version, absl::string_view wrapped,
     absl::string_view associated_data) const {
   std::string aad = KekAssociatedData(version, associated_data);
-  CK_FUNCTION_LIST* fl = module_->fl;
   absl::MutexLock lock(&mu_);
   absl::StatusOr<unsigned long> key = KeyHandle(version);
   if (!key.ok()) return key.status();
@@ -606,39 +653,45 @@ absl::StatusOr<crypto::SecretBytes> Pkcs11KekSource::Unwrap(
         absl::StrFormat("wrapped DEK has unknown format byte 0x%02x",
                         static_cast<uint8_t>(wrapped[0])));
   }
-  std::string iv(wrapped.substr(1, kIvSize));
-  std::string ciphertext(wrapped.substr(1 + kIvSize));
-  CK_GCM_PARAMS params;
-  std::memset(&params, 0, sizeof(params));
-  params.pIv = reinterpret_cast<CK_BYTE*>(iv.data());
-  params.ulIvLen = kIvSize;
-  params.ulIvBits = kIvSize * 8;
-  params.pAAD = reinterpret_cast<CK_BYTE*>(aad.data());
-  params.ulAADLen = aad.size();
-  params.ulTagBits = kTagSize * 8;
-  CK_MECHANISM mechanism = {CKM_AES_GCM, &params, sizeof(params)};
-  CK_RV rv = fl->C_DecryptInit(session_, &mechanism, *key);
-  if (rv != CKR_OK) {
-    return CkError("C_DecryptInit(CKM_AES_GCM)", rv, Label(version));
+  crypto::SecretBytes plaintext;
+  const char* call = "C_Decrypt";
+  CK_RV rv = GcmDecrypt(module_->fl, session_, *key, wrapped.substr(1), aad,
+                        plaintext, &call);
+  if (rv == CKR_OK) return plaintext;
+  std::string failure = absl::StrCat(call, " failed: ", CkrName(rv));
+  if (IsDecryptFailure(rv) && absl::string_view(call) == "C_Decrypt") {
+    return absl::DataLossError(absl::StrCat(
+        "wrapped DEK does not open under KEK ", Label(version), ": ", failure,
+        " (tampered blob, wrong associated data or wrong KEK)"));
   }
-  crypto::SecretBytes plaintext(ciphertext.size());
-  CK_ULONG plaintext_len = plaintext.size();
-  rv = fl->C_Decrypt(session_, reinterpret_cast<CK_BYTE*>(ciphertext.data()),
-                     ciphertext.size(), plaintext.data(), &plaintext_len);
-  if (IsDecryptFailure(rv)) {
-    return absl::DataLossError(
-        absl::StrCat("wrapped DEK does not open under KEK ", Label(version),
-                     ": C_Decrypt failed: ", CkrName(rv),
-                     " (tampered blob, wrong associated data or wrong KEK)"));
+  if ((rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED) &&
+      absl::string_view(call) == "C_Decrypt") {
+    // Some tokens (SoftHSM2 2.6) report a failed GCM tag check only as a
+    // general error. Tell that apart from a broken token: if the same key
+    // still seals and opens a probe, the token works and this blob did not
+    // authenticate.
+    absl::StatusOr<std::string> probe = GcmEncrypt(
+        module_->fl, session_, *key,
+        crypto::SecretBytes(absl::string_view("certplane-probe")), "probe");
+    crypto::SecretBytes opened;
+    const char* probe_call = "C_Decrypt";
+    CK_RV probe_rv = probe.ok()
+                         ? GcmDecrypt(module_->fl, session_, *key, *probe,
+                                      "probe", opened, &probe_call)
+                         : CKR_GENERAL_ERROR;
+    if (probe.ok() && probe_rv == CKR_OK &&
+        opened.view() == "certplane-probe") {
+      return absl::DataLossError(absl::StrCat(
+          "wrapped DEK does not open under KEK ", Label(version), ": ", failure,
+          " while the token opens a probe under the same key (tampered "
+          "blob, wrong associated data or wrong KEK)"));
+    }
+    return absl::InternalError(absl::StrCat(
+        failure, " (", Label(version), "), and the token also fails a probe: ",
+        probe.ok() ? absl::StrCat(probe_call, " failed: ", CkrName(probe_rv))
+                   : std::string(probe.status().message())));
   }
-  if (rv != CKR_OK) return CkError("C_Decrypt", rv, Label(version));
-  if (plaintext_len != ciphertext.size() - kTagSize) {
-    return absl::DataLossError(absl::StrCat("C_Decrypt returned ",
-                                            plaintext_len, " bytes; expected ",
-                                            ciphertext.size() - kTagSize));
-  }
-  plaintext.Truncate(plaintext_len);
-  return plaintext;
+  return CkError(call, rv, Label(version));
 }
 
 absl::StatusOr<int> Pkcs11KekSource::CreateVersion() {
