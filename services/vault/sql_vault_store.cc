@@ -29,7 +29,6 @@ namespace {
 
 using db::Dialect;
 
-constexpr int kMaxAuditLimit = 10000;
 constexpr absl::string_view kPageTokenVersion = "v1";
 
 // ---------------------------------------------------------------------------
@@ -720,9 +719,9 @@ class SqlVaultStore final : public VaultStore {
   }
 
   absl::StatusOr<std::vector<AuditRecord>> RecentAudit(int limit) override {
-    if (limit < 1 || limit > kMaxAuditLimit) {
+    if (limit < 1 || limit > kMaxVaultAuditLimit) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "limit ", limit, " is outside [1, ", kMaxAuditLimit, "]"));
+          "limit ", limit, " is outside [1, ", kMaxVaultAuditLimit, "]"));
     }
     std::vector<AuditRecord> out;
     absl::Status s = db_.Transact(

@@ -27,9 +27,11 @@
 
 namespace certplane::vault {
 
-// Largest page_size ListKeys accepts, and largest limit of KeysWrappedBelow
-// and RecentAudit.
+// Largest page_size ListKeys accepts and largest limit of KeysWrappedBelow
+// (INVALID_ARGUMENT above it or below 1).
 inline constexpr int kMaxVaultPageSize = 1000;
+// Largest limit RecentAudit accepts.
+inline constexpr int kMaxVaultAuditLimit = 10000;
 
 }  // namespace certplane::vault
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -478,6 +479,40 @@ TEST_CASE("ReplaceWrappedDekIsCompareAndSetOnKekVersion") {
   });
 }
 
+TEST_CASE("ConcurrentRewrapsOfOneKeyLetExactlyOneWin") {
+  ForEachBackend([](db::Database& db) {
+    auto store = NewStore(db);
+    REQUIRE_THAT(store->AddKekVersion(2, kT0, Audit("RotateKek", "")), IsOk());
+    REQUIRE_THAT(store->InsertKey(MakeKey(1), Audit("GenerateKey", "")),
+                 IsOk());
+    constexpr int kThreads = 6;
+    std::vector<absl::Status> results(kThreads);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        results[i] =
+            store->ReplaceWrappedDek(KeyId(1), 1, 2, Bytes("rewrapped", i));
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    int ok = 0;
+    int winner = -1;
+    for (int i = 0; i < kThreads; ++i) {
+      INFO(results[i]);
+      if (results[i].ok()) {
+        ++ok;
+        winner = i;
+      } else {
+        CHECK(results[i].code() == Code::kFailedPrecondition);
+      }
+    }
+    REQUIRE(ok == 1);
+    CHECK(ValueOrDie(store->GetKey(KeyId(1))).wrapped_dek ==
+          Bytes("rewrapped", winner));
+    CHECK(EncryptionCount(*store, 2) == 1);
+  });
+}
+
 TEST_CASE("KeysWrappedBelowListsActiveKeysUnderOlderKekVersions") {
   ForEachBackend([](db::Database& db) {
     auto store = NewStore(db);
@@ -533,6 +568,8 @@ TEST_CASE("RecentAuditReturnsNewestFirstWithEveryField") {
     CHECK(ValueOrDie(store->RecentAudit(1)).size() == 1);
     CHECK_THAT(store->RecentAudit(0),
                StatusIs(Code::kInvalidArgument, "limit 0"));
+    CHECK_THAT(store->RecentAudit(kMaxVaultAuditLimit + 1),
+               StatusIs(Code::kInvalidArgument, "limit"));
     AuditRecord no_result = Audit("Sign", "");
     no_result.result.clear();
     CHECK_THAT(store->AppendAudit(no_result),
