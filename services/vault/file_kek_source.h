@@ -6,11 +6,11 @@
 //   v1 <base64 of 32 random bytes>
 //   v2 <base64 of 32 random bytes>
 //
-// It must be a regular file that neither group nor others can read or write
-// (mode 0600 or stricter); anything else is refused with FAILED_PRECONDITION
-// naming the mode. Wrap/Unwrap use crypto::Aes256Gcm under the version's key
-// with KekAssociatedData(version, associated_data), so the sealed format is
-// Aes256Gcm's v1 format.
+// It must be a regular file (not a symbolic link) that neither group nor
+// others can read or write (mode 0600 or stricter); anything else is refused
+// with FAILED_PRECONDITION naming the mode. Wrap/Unwrap use crypto::Aes256Gcm
+// under the version's key with KekAssociatedData(version, associated_data), so
+// the sealed format is Aes256Gcm's v1 format.
 //
 // FileKekSource::CreateVersion appends a fresh random version crash-safely:
 // the new contents go to a temporary file in the same directory, which is

@@ -190,6 +190,30 @@ TEST_CASE("FileKekSource rotations from several threads get distinct versions",
         std::vector<int>{1, 2, 3, 4, 5});
 }
 
+TEST_CASE("FileKekSource ignores a temporary file left by a crashed rotation",
+          "[file_kek]") {
+  TempDir dir;
+  std::string path =
+      WriteFile(dir.File("kek"), absl::StrCat("v1 ", kKey1, "\n"));
+  // A crash between writing the temporary file and the rename leaves it
+  // behind, half written; the key file itself is the old, whole one.
+  WriteFile(dir.File("kek.tmp-Ab12Cd"), absl::StrCat("v1 ", kKey1, "\nv2 AA"));
+  auto source = ValueOrDie(FileKekSource::Open(path));
+  CHECK(ValueOrDie(source->Versions()) == std::vector<int>{1});
+  CHECK(ValueOrDie(source->CreateVersion()) == 2);
+  CHECK(ValueOrDie(ValueOrDie(FileKekSource::Open(path))->Versions()) ==
+        std::vector<int>{1, 2});
+}
+
+TEST_CASE("FileKekSource refuses a symbolic link", "[file_kek]") {
+  TempDir dir;
+  std::string path =
+      WriteFile(dir.File("kek"), absl::StrCat("v1 ", kKey1, "\n"));
+  std::filesystem::create_symlink(path, dir.File("link"));
+  CHECK_THAT(FileKekSource::Open(dir.File("link")),
+             StatusIs(absl::StatusCode::kFailedPrecondition, "symbolic link"));
+}
+
 TEST_CASE("FileKekSource refuses a file readable by group or others",
           "[file_kek]") {
   TempDir dir;

@@ -14,7 +14,10 @@
 //   0x01 || 12-byte IV || ciphertext || 16-byte tag
 //
 // Unwrap decrypts on the token; a blob or associated data that fails
-// authentication is DATA_LOSS. Every PKCS#11 failure names the call and its
+// authentication is DATA_LOSS. Tokens that report a failed tag check only as
+// CKR_GENERAL_ERROR (SoftHSM2 2.6) are told apart from broken tokens by a
+// probe seal/open under the same key: DATA_LOSS if the probe works, INTERNAL
+// if it does not. Every PKCS#11 failure names the call and its
 // CKR_ code.
 //
 // The module is loaded with dlopen and initialized once per process with
