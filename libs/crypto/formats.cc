@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -21,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "libs/crypto/internal/der.h"
 #include "libs/crypto/internal/ssl_util.h"
 
 namespace certplane::crypto {
@@ -33,9 +35,9 @@ using internal::X509StackPtr;
 
 constexpr absl::string_view kNotRecognised =
     "not a recognised certificate format (tried PEM, DER, PKCS#7, PKCS#12)";
-// Upper bound on a PKCS#12 MAC iteration count, so a hostile file cannot make
-// a read spin for minutes.
-constexpr long kMaxPkcs12Iterations = 10'000'000;
+// Upper bound on a PKCS#12 MAC or KDF iteration count, so a hostile file
+// cannot make a read spin for minutes; the same bound applies to writing.
+constexpr long kMaxPkcs12Iterations = internal::kMaxKdfIterations;
 constexpr int kLegacyPkcs12Iterations = 2048;
 // Longer PEM labels than this are not PEM ("ENCRYPTED PRIVATE KEY" is 21).
 constexpr size_t kMaxPemLabel = 64;
@@ -366,6 +368,12 @@ absl::StatusOr<RawPkcs12> ParsePkcs12(
     absl::string_view der, std::optional<absl::string_view> password) {
   absl::StatusOr<SecretBytes> pass = CPassword(password.value_or(""));
   if (!pass.ok()) return pass.status();
+  // BoringSSL has no iteration limit of its own; check what can be seen
+  // without decrypting (see formats.h for what cannot).
+  if (auto status = internal::CheckPkcs12Der(der, kMaxPkcs12Iterations);
+      !status.ok()) {
+    return status;
+  }
   RawPkcs12 raw;
   raw.certs.reset(sk_X509_new_null());
   if (raw.certs == nullptr) return SslInternal("sk_X509_new_null");
@@ -389,6 +397,124 @@ absl::StatusOr<RawPkcs12> ParsePkcs12(
   return raw;
 }
 #else
+struct Pkcs7StackDeleter {
+  void operator()(STACK_OF(PKCS7) * stack) const {
+    sk_PKCS7_pop_free(stack, PKCS7_free);
+  }
+};
+struct SafeBagStackDeleter {
+  void operator()(STACK_OF(PKCS12_SAFEBAG) * stack) const {
+    sk_PKCS12_SAFEBAG_pop_free(stack, PKCS12_SAFEBAG_free);
+  }
+};
+using SafeBagStackPtr =
+    std::unique_ptr<STACK_OF(PKCS12_SAFEBAG), SafeBagStackDeleter>;
+
+absl::Status CheckPbeAlgor(const X509_ALGOR* algorithm,
+                           absl::string_view what) {
+  uint8_t* der = nullptr;
+  int length = algorithm == nullptr ? 0 : i2d_X509_ALGOR(algorithm, &der);
+  if (length <= 0) {
+    return SslError(absl::StatusCode::kInvalidArgument,
+                    absl::StrCat("unreadable encryption algorithm in ", what,
+                                 " (i2d_X509_ALGOR)"));
+  }
+  std::string encoded(reinterpret_cast<char*>(der),
+                      static_cast<size_t>(length));
+  OPENSSL_free(der);
+  return internal::CheckPbeAlgorithm(encoded, what);
+}
+
+constexpr int kMaxSafeContentsNesting = 4;
+
+absl::Status CheckSafeBags(const STACK_OF(PKCS12_SAFEBAG) * bags, int depth) {
+  if (depth > kMaxSafeContentsNesting) {
+    return absl::InvalidArgumentError("PKCS#12 nests SafeContents too deeply");
+  }
+  for (int i = 0; i < sk_PKCS12_SAFEBAG_num(bags); ++i) {
+    const PKCS12_SAFEBAG* bag = sk_PKCS12_SAFEBAG_value(bags, i);
+    switch (PKCS12_SAFEBAG_get_nid(bag)) {
+      case NID_pkcs8ShroudedKeyBag: {
+        const X509_ALGOR* algorithm = nullptr;
+        const X509_SIG* sig = PKCS12_SAFEBAG_get0_pkcs8(bag);
+        if (sig != nullptr) X509_SIG_get0(sig, &algorithm, nullptr);
+        if (auto status = CheckPbeAlgor(algorithm, "PKCS#12 shrouded key bag");
+            !status.ok()) {
+          return status;
+        }
+        break;
+      }
+      case NID_safeContentsBag: {
+        const STACK_OF(PKCS12_SAFEBAG)* nested = PKCS12_SAFEBAG_get0_safes(bag);
+        if (nested == nullptr) {
+          return absl::InvalidArgumentError(
+              "PKCS#12 has an unreadable nested SafeContents bag");
+        }
+        if (auto status = CheckSafeBags(nested, depth + 1); !status.ok()) {
+          return status;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Checks the key derivation work of every encryption algorithm in the file
+// before PKCS12_parse runs them: encrypted SafeContents (decrypted here, with
+// their now-checked algorithm, to reach the bags inside) and shrouded key
+// bags. A SafeContents that does not decrypt is left for PKCS12_parse to
+// report.
+absl::Status CheckPkcs12Work(PKCS12* p12, const char* pass) {
+  std::unique_ptr<STACK_OF(PKCS7), Pkcs7StackDeleter> safes(
+      PKCS12_unpack_authsafes(p12));
+  if (safes == nullptr) {
+    return SslError(
+        absl::StatusCode::kInvalidArgument,
+        "PKCS#12 contents are unreadable (PKCS12_unpack_authsafes)");
+  }
+  for (int i = 0; i < sk_PKCS7_num(safes.get()); ++i) {
+    PKCS7* p7 = sk_PKCS7_value(safes.get(), i);
+    SafeBagStackPtr bags;
+    switch (OBJ_obj2nid(p7->type)) {
+      case NID_pkcs7_data:
+        bags.reset(PKCS12_unpack_p7data(p7));
+        if (bags == nullptr) {
+          return SslError(absl::StatusCode::kInvalidArgument,
+                          "PKCS#12 SafeContents are unreadable "
+                          "(PKCS12_unpack_p7data)");
+        }
+        break;
+      case NID_pkcs7_encrypted: {
+        if (p7->d.encrypted == nullptr ||
+            p7->d.encrypted->enc_data == nullptr) {
+          return absl::InvalidArgumentError(
+              "PKCS#12 encrypted contents are malformed");
+        }
+        if (auto status = CheckPbeAlgor(p7->d.encrypted->enc_data->algorithm,
+                                        "PKCS#12 encrypted contents");
+            !status.ok()) {
+          return status;
+        }
+        bags.reset(PKCS12_unpack_p7encdata(p7, pass, pass == nullptr ? 0 : -1));
+        if (bags == nullptr) {
+          internal::ClearSslErrors();
+          continue;
+        }
+        break;
+      }
+      default:
+        continue;
+    }
+    if (auto status = CheckSafeBags(bags.get(), 0); !status.ok()) {
+      return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RawPkcs12> ParsePkcs12(
     absl::string_view der, std::optional<absl::string_view> password) {
   const LegacyProviders& providers = LoadLegacyProviders();
@@ -438,6 +564,10 @@ absl::StatusOr<RawPkcs12> ParsePkcs12(
       return absl::InvalidArgumentError(
           "PKCS#12 MAC verification failed: wrong password");
     }
+  }
+  const char* parse_pass = null_password ? nullptr : CStr(pass);
+  if (auto status = CheckPkcs12Work(p12.get(), parse_pass); !status.ok()) {
+    return status;
   }
   EVP_PKEY* key = nullptr;
   X509* cert = nullptr;

@@ -76,6 +76,17 @@ absl::StatusOr<ParsedBundle> ReadPkcs7(absl::string_view data);
 // password open; others are INVALID_ARGUMENT "PKCS#12 needs a password".
 // Legacy files (RC2-40/3DES) need OpenSSL's legacy provider:
 // FAILED_PRECONDITION when it cannot be loaded.
+// Work is bounded before anything is decrypted: the MAC and every key
+// derivation (encrypted SafeContents, shrouded key bags) may ask for at most
+// 5,000,000 PBKDF2 / PKCS#12 KDF iterations (scrypt: N*r <=
+// 2^23, p <= 16), and only known schemes are run; more is INVALID_ARGUMENT,
+// other schemes UNIMPLEMENTED. With OpenSSL every bag is checked (encrypted
+// SafeContents are decrypted, with their checked algorithm, to reach the
+// bags inside). With BoringSSL only what is visible without decrypting is
+// checked (MAC, encrypted SafeContents, shrouded key bags in plain
+// SafeContents), so a shrouded key bag inside encrypted SafeContents is
+// bounded only by BoringSSL itself; and BER-encoded files (some Java tools)
+// are refused with INVALID_ARGUMENT, since they cannot be walked first.
 absl::StatusOr<ParsedBundle> ReadPkcs12(
     absl::string_view data, std::optional<absl::string_view> password = {});
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +13,11 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#if !defined(CERTPLANE_BORINGSSL)
+#include <openssl/evp.h>
+#include <openssl/pkcs12.h>
+#endif
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -427,6 +433,101 @@ TEST_CASE("ReadPkcs12 opens an empty-password PKCS#12 without a password") {
   CHECK(bundle.certificates[0] == Cert(pki.leaf_pem));
   CHECK(bundle.keys.size() == 1);
 }
+
+// DER writing for hostile PKCS#12 inputs built in the test.
+std::string Der(uint8_t tag, absl::string_view contents) {
+  std::string out(1, static_cast<char>(tag));
+  if (contents.size() < 0x80) {
+    out.push_back(static_cast<char>(contents.size()));
+  } else {
+    std::string bytes;
+    for (size_t n = contents.size(); n > 0; n >>= 8) {
+      bytes.insert(bytes.begin(), static_cast<char>(n & 0xff));
+    }
+    out.push_back(static_cast<char>(0x80 | bytes.size()));
+    out += bytes;
+  }
+  out.append(contents.data(), contents.size());
+  return out;
+}
+
+const std::string kOidData("\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x01", 11);
+const std::string kOidEncryptedData(
+    "\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x06", 11);
+const std::string kOidShroudedKeyBag(
+    "\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x0a\x01\x02", 13);
+
+// pbeWithSHAAnd3-KeyTripleDES-CBC with 2,000,000,000 iterations.
+std::string HugePbeAlgorithm() {
+  std::string oid("\x06\x0a\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x01\x03", 12);
+  std::string count("\x02\x04\x77\x35\x94\x00", 6);
+  return Der(0x30, oid + Der(0x30, Der(0x04, std::string(8, 's')) + count));
+}
+
+// A PFX without a MAC whose AuthenticatedSafe holds `content_info`.
+std::string PfxWith(absl::string_view content_info) {
+  std::string auth_safe = Der(0x30, content_info);
+  return Der(0x30, absl::StrCat(
+                       std::string("\x02\x01\x03", 3),
+                       Der(0x30, kOidData + Der(0xa0, Der(0x04, auth_safe)))));
+}
+
+// A data ContentInfo holding a shrouded key bag with HugePbeAlgorithm().
+std::string HugeShroudedKeyPfx() {
+  std::string key_info =
+      Der(0x30, HugePbeAlgorithm() + Der(0x04, std::string(32, 'x')));
+  std::string bag = Der(0x30, kOidShroudedKeyBag + Der(0xa0, key_info));
+  std::string safe_contents = Der(0x30, bag);
+  return PfxWith(Der(0x30, kOidData + Der(0xa0, Der(0x04, safe_contents))));
+}
+
+// An encryptedData ContentInfo encrypted with HugePbeAlgorithm().
+std::string HugeEncryptedContentsPfx() {
+  std::string encrypted_content_info = Der(
+      0x30, kOidData + HugePbeAlgorithm() + Der(0x80, std::string(32, 'x')));
+  std::string encrypted_data =
+      Der(0x30, std::string("\x02\x01\x00", 3) + encrypted_content_info);
+  return PfxWith(Der(0x30, kOidEncryptedData + Der(0xa0, encrypted_data)));
+}
+
+void CheckPkcs12RefusedFast(const std::string& pfx,
+                            const std::string& message) {
+  auto start = std::chrono::steady_clock::now();
+  CHECK_THAT(ReadPkcs12(pfx, "secret"),
+             StatusIs(Code::kInvalidArgument, message));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+}
+
+TEST_CASE("ReadPkcs12 refuses huge key bag iteration counts without a MAC") {
+  CheckPkcs12RefusedFast(HugeShroudedKeyPfx(),
+                         "PKCS#12 shrouded key bag asks for 2000000000");
+  CheckPkcs12RefusedFast(HugeEncryptedContentsPfx(),
+                         "PKCS#12 encrypted contents asks for 2000000000");
+}
+
+#if !defined(CERTPLANE_BORINGSSL)
+// The same PFX with a valid one-iteration MAC under "secret".
+std::string WithOneIterationMac(const std::string& pfx) {
+  const auto* p = reinterpret_cast<const uint8_t*>(pfx.data());
+  PKCS12* p12 = d2i_PKCS12(nullptr, &p, static_cast<long>(pfx.size()));
+  REQUIRE(p12 != nullptr);
+  REQUIRE(PKCS12_set_mac(p12, "secret", -1, nullptr, 0, 1, EVP_sha256()) == 1);
+  uint8_t* der = nullptr;
+  int length = i2d_PKCS12(p12, &der);
+  PKCS12_free(p12);
+  REQUIRE(length > 0);
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(length));
+  OPENSSL_free(der);
+  return out;
+}
+
+TEST_CASE("ReadPkcs12 refuses huge key bag iteration counts behind a MAC") {
+  CheckPkcs12RefusedFast(WithOneIterationMac(HugeShroudedKeyPfx()),
+                         "PKCS#12 shrouded key bag asks for 2000000000");
+  CheckPkcs12RefusedFast(WithOneIterationMac(HugeEncryptedContentsPfx()),
+                         "PKCS#12 encrypted contents asks for 2000000000");
+}
+#endif
 
 TEST_CASE("Every truncation of a PKCS#12 and a PKCS#7 is a clear error") {
   const CliPki& pki = Pki();

@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/crypto/internal/der.h"
 #include "libs/crypto/internal/ssl_util.h"
 
 namespace certplane::crypto {
@@ -273,9 +274,6 @@ namespace {
 
 // PBKDF2-HMAC-SHA256 iterations for keys we encrypt (OWASP 2023 guidance).
 constexpr int kPbkdf2Iterations = 600000;
-// Refuse to run PBKDF2 for more than this many iterations on input we are
-// given, so that a hostile file cannot pin a CPU.
-constexpr long kMaxPbkdf2Iterations = 5000000;
 
 constexpr absl::string_view kUnsupportedTypeHint =
     "; certplane handles RSA, ECDSA (named curves) and Ed25519 keys";
@@ -285,93 +283,29 @@ constexpr absl::string_view kOidRsaEncryption =
     "\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01";  // 1.2.840.113549.1.1.1
 constexpr absl::string_view kOidEcPublicKey = "\x2a\x86\x48\xce\x3d\x02\x01";
 constexpr absl::string_view kOidEd25519 = "\x2b\x65\x70";  // 1.3.101.112
-constexpr absl::string_view kOidPbes2 =
-    "\x2a\x86\x48\x86\xf7\x0d\x01\x05\x0d";  // 1.2.840.113549.1.5.13
-constexpr absl::string_view kOidPbkdf2 =
-    "\x2a\x86\x48\x86\xf7\x0d\x01\x05\x0c";  // 1.2.840.113549.1.5.12
 
-constexpr uint8_t kTagInteger = 0x02;
-constexpr uint8_t kTagOctetString = 0x04;
-constexpr uint8_t kTagOid = 0x06;
-constexpr uint8_t kTagSequence = 0x30;
-constexpr uint8_t kTagContext0 = 0xa0;
+constexpr uint8_t kTagInteger = internal::kDerInteger;
+constexpr uint8_t kTagOctetString = internal::kDerOctetString;
+constexpr uint8_t kTagOid = internal::kDerOid;
+constexpr uint8_t kTagSequence = internal::kDerSequence;
+constexpr uint8_t kTagContext0 = internal::kDerContext0;
 
-// A minimal DER reader, used only to recognise which private key structure
-// some bytes hold and to refuse dangerous ones (explicit EC parameters, huge
-// PBKDF2 iteration counts) before any library parser sees them.
-struct Tlv {
-  uint8_t tag = 0;
-  absl::string_view contents;
-};
+// The strict DER reader in internal/der.h is used to recognise which private
+// key structure some bytes hold and to refuse dangerous ones (explicit EC
+// parameters, huge key derivation work factors) before any library parser
+// sees them. It fails closed: anything it cannot read is refused.
+using internal::ReadTlv;
+using internal::ReadTlvWithTag;
+using internal::SmallInteger;
+using internal::Tlv;
 
-bool ReadTlv(absl::string_view* in, Tlv* out) {
-  if (in->size() < 2) return false;
-  const auto* p = reinterpret_cast<const uint8_t*>(in->data());
-  uint8_t tag = p[0];
-  if ((tag & 0x1f) == 0x1f) return false;  // High tag numbers: not used here.
-  size_t header = 2;
-  size_t length = p[1];
-  if (length & 0x80) {
-    size_t count = length & 0x7f;
-    if (count == 0 || count > 4 || in->size() < 2 + count) return false;
-    length = 0;
-    for (size_t i = 0; i < count; ++i) length = (length << 8) | p[2 + i];
-    header += count;
-  }
-  if (length > in->size() - header) return false;
-  out->tag = tag;
-  out->contents = in->substr(header, length);
-  in->remove_prefix(header + length);
-  return true;
+absl::Status MalformedDerError(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "not a private key: malformed DER in ", what,
+      " (truncated nested element, or indefinite or non-minimal length)"));
 }
 
-bool ReadTlvWithTag(absl::string_view* in, uint8_t tag, Tlv* out) {
-  absl::string_view copy = *in;
-  if (!ReadTlv(&copy, out) || out->tag != tag) return false;
-  *in = copy;
-  return true;
-}
-
-// Reads a small non-negative INTEGER's value; false if it is not one.
-bool SmallInteger(absl::string_view contents, long* value) {
-  if (contents.empty() || contents.size() > 8 ||
-      (static_cast<uint8_t>(contents[0]) & 0x80)) {
-    return false;
-  }
-  unsigned long v = 0;
-  for (char c : contents) v = (v << 8) | static_cast<uint8_t>(c);
-  if (v > static_cast<unsigned long>(LONG_MAX)) return false;
-  *value = static_cast<long>(v);
-  return true;
-}
-
-std::string OidName(absl::string_view oid_contents) {
-  // Not every library build knows this one by name.
-  if (oid_contents == "\x2b\x06\x01\x04\x01\xda\x47\x04\x0b") {
-    return "scrypt";
-  }
-  // Re-wrap as a DER OBJECT IDENTIFIER for d2i_ASN1_OBJECT.
-  if (oid_contents.size() > 127) return "unknown algorithm";
-  std::string der;
-  der.push_back(static_cast<char>(kTagOid));
-  der.push_back(static_cast<char>(oid_contents.size()));
-  der.append(oid_contents.data(), oid_contents.size());
-  const auto* p = reinterpret_cast<const uint8_t*>(der.data());
-  SslPtr<ASN1_OBJECT> obj(
-      d2i_ASN1_OBJECT(nullptr, &p, static_cast<long>(der.size())));
-  if (obj == nullptr) {
-    internal::ClearSslErrors();
-    return "unknown algorithm";
-  }
-  int nid = OBJ_obj2nid(obj.get());
-  if (nid != NID_undef) return OBJ_nid2sn(nid);
-  char text[128];
-  if (OBJ_obj2txt(text, sizeof(text), obj.get(), 1) <= 0) {
-    internal::ClearSslErrors();
-    return "unknown algorithm";
-  }
-  return absl::StrCat("OID ", text);
-}
+using internal::OidName;
 
 absl::Status ExplicitCurveError() {
   return absl::InvalidArgumentError(
@@ -380,6 +314,7 @@ absl::Status ExplicitCurveError() {
 
 // Checks the optional [0] parameters of an RFC 5915 ECPrivateKey.
 absl::Status CheckEcPrivateKey(absl::string_view der) {
+  if (!internal::IsStrictDer(der)) return MalformedDerError("EC private key");
   absl::string_view in = der;
   Tlv seq, version, key;
   if (!ReadTlvWithTag(&in, kTagSequence, &seq)) {
@@ -396,7 +331,7 @@ absl::Status CheckEcPrivateKey(absl::string_view der) {
   if (ReadTlvWithTag(&body, kTagContext0, &params)) {
     absl::string_view inner = params.contents;
     Tlv curve;
-    if (!ReadTlv(&inner, &curve)) {
+    if (!ReadTlv(&inner, &curve) || !inner.empty()) {
       return absl::InvalidArgumentError(
           "not a private key: malformed EC curve parameters");
     }
@@ -431,6 +366,7 @@ absl::StatusOr<DerKind> ClassifyPrivateKeyDer(absl::string_view der) {
     return absl::InvalidArgumentError(absl::StrCat(
         "trailing bytes after DER private key (", in.size(), " bytes)"));
   }
+  if (!internal::IsStrictDer(der)) return MalformedDerError("private key");
   absl::string_view body = outer.contents;
   Tlv first, second;
   if (!ReadTlv(&body, &first) || !ReadTlv(&body, &second)) {
@@ -438,29 +374,17 @@ absl::StatusOr<DerKind> ClassifyPrivateKeyDer(absl::string_view der) {
         "not a private key: DER SEQUENCE is too short or malformed");
   }
   if (first.tag == kTagSequence && second.tag == kTagOctetString) {
-    // EncryptedPrivateKeyInfo: bound the PBKDF2 work before decrypting.
-    absl::string_view alg = first.contents;
-    Tlv oid, params, kdf, kdf_oid, kdf_params, salt, iterations;
-    if (ReadTlvWithTag(&alg, kTagOid, &oid) && oid.contents == kOidPbes2 &&
-        ReadTlvWithTag(&alg, kTagSequence, &params)) {
-      absl::string_view p = params.contents;
-      if (ReadTlvWithTag(&p, kTagSequence, &kdf)) {
-        absl::string_view k = kdf.contents;
-        if (ReadTlvWithTag(&k, kTagOid, &kdf_oid) &&
-            kdf_oid.contents == kOidPbkdf2 &&
-            ReadTlvWithTag(&k, kTagSequence, &kdf_params)) {
-          absl::string_view kp = kdf_params.contents;
-          long count = 0;
-          if (ReadTlv(&kp, &salt) &&
-              ReadTlvWithTag(&kp, kTagInteger, &iterations) &&
-              (!SmallInteger(iterations.contents, &count) ||
-               count > kMaxPbkdf2Iterations)) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "encrypted private key asks for more than ",
-                kMaxPbkdf2Iterations, " PBKDF2 iterations; refusing"));
-          }
-        }
-      }
+    // EncryptedPrivateKeyInfo: only known schemes, with bounded work, are
+    // decrypted. The AlgorithmIdentifier is the first element of the body.
+    absl::string_view rest = outer.contents;
+    Tlv ignored;
+    ReadTlv(&rest, &ignored);
+    absl::string_view algorithm =
+        outer.contents.substr(0, outer.contents.size() - rest.size());
+    if (auto status =
+            internal::CheckPbeAlgorithm(algorithm, "encrypted private key");
+        !status.ok()) {
+      return status;
     }
     return DerKind::kEncryptedPkcs8;
   }
@@ -498,7 +422,7 @@ absl::StatusOr<DerKind> ClassifyPrivateKeyDer(absl::string_view der) {
                      kUnsupportedTypeHint));
   }
   Tlv curve;
-  if (!ReadTlv(&alg, &curve)) {
+  if (!ReadTlv(&alg, &curve) || !alg.empty()) {
     return absl::InvalidArgumentError(
         "EC private key does not name its curve; use a named curve");
   }
@@ -621,7 +545,22 @@ bool IsMalformedKeyError(const absl::Status& status) {
 
 absl::Status CheckSupportedType(EVP_PKEY* pkey) {
   int id = EVP_PKEY_id(pkey);
-  if (id == EVP_PKEY_RSA || id == EVP_PKEY_EC || id == EVP_PKEY_ED25519) {
+  if (id == EVP_PKEY_EC) {
+    // Backstop for the DER pre-parse: whatever the encoding, the key must be
+    // on a named curve, and (OpenSSL) must have been encoded as one.
+    const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(pkey);
+    const EC_GROUP* group = ec != nullptr ? EC_KEY_get0_group(ec) : nullptr;
+    if (group == nullptr || EC_GROUP_get_curve_name(group) == NID_undef) {
+      return ExplicitCurveError();
+    }
+#if !defined(CERTPLANE_BORINGSSL)
+    if (EC_GROUP_get_asn1_flag(group) != OPENSSL_EC_NAMED_CURVE) {
+      return ExplicitCurveError();
+    }
+#endif
+    return absl::OkStatus();
+  }
+  if (id == EVP_PKEY_RSA || id == EVP_PKEY_ED25519) {
     return absl::OkStatus();
   }
   const char* name = OBJ_nid2sn(id);
@@ -695,6 +634,10 @@ absl::StatusOr<EvpPkeyHandle> ParsePlainDer(absl::string_view der,
 // check above). So with BoringSSL, PBES2 (RFC 8018) is done here, from
 // PKCS5_PBKDF2_HMAC and EVP_CIPHER, with a small DER writer.
 
+constexpr absl::string_view kOidPbes2 =
+    "\x2a\x86\x48\x86\xf7\x0d\x01\x05\x0d";  // 1.2.840.113549.1.5.13
+constexpr absl::string_view kOidPbkdf2 =
+    "\x2a\x86\x48\x86\xf7\x0d\x01\x05\x0c";  // 1.2.840.113549.1.5.12
 constexpr absl::string_view kOidHmacWithSha1 =
     "\x2a\x86\x48\x86\xf7\x0d\x02\x07";
 constexpr absl::string_view kOidHmacWithSha256 =

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -91,6 +93,80 @@ std::string PemBody(absl::string_view pem) {
   std::string der;
   REQUIRE(absl::Base64Unescape(absl::StrReplaceAll(body, {{"\n", ""}}), &der));
   return der;
+}
+
+// DER writing helpers for building hostile inputs in tests.
+std::string DerLengthBytes(size_t length, int width) {
+  std::string out;
+  for (int i = width - 1; i >= 0; --i) {
+    out.push_back(static_cast<char>((length >> (8 * i)) & 0xff));
+  }
+  return out;
+}
+
+// tag + minimal length + contents.
+std::string Der(uint8_t tag, absl::string_view contents) {
+  std::string out(1, static_cast<char>(tag));
+  if (contents.size() < 0x80) {
+    out.push_back(static_cast<char>(contents.size()));
+  } else {
+    int width = 0;
+    for (size_t n = contents.size(); n > 0; n >>= 8) ++width;
+    out.push_back(static_cast<char>(0x80 | width));
+    out += DerLengthBytes(contents.size(), width);
+  }
+  out.append(contents.data(), contents.size());
+  return out;
+}
+
+// tag + a long-form length `width` bytes wide (non-minimal DER) + contents.
+std::string DerWideLength(uint8_t tag, absl::string_view contents, int width) {
+  std::string out(1, static_cast<char>(tag));
+  out.push_back(static_cast<char>(0x80 | width));
+  out += DerLengthBytes(contents.size(), width);
+  out.append(contents.data(), contents.size());
+  return out;
+}
+
+// tag + BER indefinite length + contents + end-of-contents.
+std::string DerIndefinite(uint8_t tag, absl::string_view contents) {
+  return absl::StrCat(std::string(1, static_cast<char>(tag)), "\x80", contents,
+                      std::string(2, '\0'));
+}
+
+// Splits well-formed DER into its header length and total length.
+std::pair<size_t, size_t> DerSizes(absl::string_view der) {
+  REQUIRE(der.size() >= 2);
+  size_t length = static_cast<uint8_t>(der[1]);
+  size_t header = 2;
+  if (length & 0x80) {
+    size_t width = length & 0x7f;
+    length = 0;
+    for (size_t i = 0; i < width; ++i) {
+      length = (length << 8) | static_cast<uint8_t>(der[2 + i]);
+    }
+    header += width;
+  }
+  return {header, header + length};
+}
+
+// The contents of the DER element at the front of `der`.
+std::string DerContents(absl::string_view der) {
+  auto [header, total] = DerSizes(der);
+  return std::string(der.substr(header, total - header));
+}
+
+// The complete encodings of the elements inside a DER SEQUENCE.
+std::vector<std::string> DerChildren(absl::string_view der) {
+  std::string body = DerContents(der);
+  std::vector<std::string> children;
+  absl::string_view rest = body;
+  while (!rest.empty()) {
+    size_t total = DerSizes(rest).second;
+    children.emplace_back(rest.substr(0, total));
+    rest.remove_prefix(total);
+  }
+  return children;
 }
 
 bool SameKey(const PrivateKey& a, const PrivateKey& b) {
@@ -482,6 +558,104 @@ TEST_CASE("RefusesHugePbkdf2IterationCounts", "[key]") {
              StatusIs(Code::kInvalidArgument, "PBKDF2 iterations"));
 }
 
+// An EncryptedPrivateKeyInfo with `algorithm` and 32 bytes of "ciphertext";
+// the algorithm check runs before anything is decrypted.
+std::string EncryptedKeyInfo(absl::string_view algorithm) {
+  return Der(0x30, absl::StrCat(algorithm, Der(0x04, std::string(32, 'x'))));
+}
+
+std::string DerOid(absl::string_view contents) { return Der(0x06, contents); }
+
+const std::string kPbes2Oid("\x2a\x86\x48\x86\xf7\x0d\x01\x05\x0d", 9);
+const std::string kPbkdf2Oid("\x2a\x86\x48\x86\xf7\x0d\x01\x05\x0c", 9);
+const std::string kScryptOid("\x2b\x06\x01\x04\x01\xda\x47\x04\x0b", 9);
+const std::string kAes256CbcOid("\x60\x86\x48\x01\x65\x03\x04\x01\x2a", 9);
+// 2,000,000,000 as a DER INTEGER.
+const std::string kTwoBillion("\x02\x04\x77\x35\x94\x00", 6);
+
+std::string Pbes2(absl::string_view kdf) {
+  std::string scheme = Der(0x30, absl::StrCat(DerOid(kAes256CbcOid),
+                                              Der(0x04, std::string(16, 'i'))));
+  return Der(0x30, absl::StrCat(DerOid(kPbes2Oid),
+                                Der(0x30, absl::StrCat(kdf, scheme))));
+}
+
+// Checks that reading `der` fails with `code` and `message` in under 1 s.
+void CheckRefusedFast(const std::string& der, Code code,
+                      const std::string& message) {
+  auto start = std::chrono::steady_clock::now();
+  CHECK_THAT(PrivateKey::FromDer(der, kPassword), StatusIs(code, message));
+  std::string pem = absl::StrCat("-----BEGIN ENCRYPTED PRIVATE KEY-----\n",
+                                 absl::Base64Escape(der),
+                                 "\n-----END ENCRYPTED PRIVATE KEY-----\n");
+  CHECK_THAT(PrivateKey::FromPem(pem, kPassword), StatusIs(code, message));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+}
+
+TEST_CASE("RefusesPbkdf2IterationCountsHiddenBehindNonDerLengths", "[key]") {
+  std::string salt = Der(0x04, std::string(16, 's'));
+  // The PBKDF2-params SEQUENCE with a non-minimal 3-byte length.
+  std::string params = DerWideLength(0x30, absl::StrCat(salt, kTwoBillion), 3);
+  CheckRefusedFast(
+      EncryptedKeyInfo(Pbes2(Der(0x30, DerOid(kPbkdf2Oid) + params))),
+      Code::kInvalidArgument, "malformed DER");
+  // The same with an indefinite length.
+  params = DerIndefinite(0x30, absl::StrCat(salt, kTwoBillion));
+  CheckRefusedFast(
+      EncryptedKeyInfo(Pbes2(Der(0x30, DerOid(kPbkdf2Oid) + params))),
+      Code::kInvalidArgument, "malformed DER");
+  // And a plainly encoded one.
+  params = Der(0x30, absl::StrCat(salt, kTwoBillion));
+  CheckRefusedFast(
+      EncryptedKeyInfo(Pbes2(Der(0x30, DerOid(kPbkdf2Oid) + params))),
+      Code::kInvalidArgument,
+      "asks for 2000000000 PBKDF2 iterations; refusing more than 5000000");
+}
+
+TEST_CASE("RefusesPkcs12PbeWithHugeIterationCounts", "[key]") {
+  // pbeWithSHAAnd3-KeyTripleDES-CBC (1.2.840.113549.1.12.1.3).
+  std::string oid("\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x01\x03", 10);
+  std::string params =
+      Der(0x30, absl::StrCat(Der(0x04, std::string(8, 's')), kTwoBillion));
+  CheckRefusedFast(EncryptedKeyInfo(Der(0x30, DerOid(oid) + params)),
+                   Code::kInvalidArgument,
+                   "asks for 2000000000 PKCS#12 KDF iterations");
+}
+
+TEST_CASE("RefusesScryptParametersAboveTheBound", "[key]") {
+  std::string salt = Der(0x04, std::string(16, 's'));
+  struct Case {
+    std::string n, r, p;
+  };
+  const Case cases[] = {
+      // N = 2^30, r = 8, p = 1.
+      {std::string("\x02\x04\x40\x00\x00\x00", 6), "\x02\x01\x08",
+       "\x02\x01\x01"},
+      // N = 2^14, r = 8, p = 1000.
+      {std::string("\x02\x02\x40\x00", 4), "\x02\x01\x08", "\x02\x02\x03\xe8"},
+      // N = 2^20, r = 2^20.
+      {std::string("\x02\x03\x10\x00\x00", 5),
+       std::string("\x02\x03\x10\x00\x00", 5), "\x02\x01\x01"},
+  };
+  for (const Case& c : cases) {
+    std::string params = Der(0x30, absl::StrCat(salt, c.n, c.r, c.p));
+    CheckRefusedFast(
+        EncryptedKeyInfo(Pbes2(Der(0x30, DerOid(kScryptOid) + params))),
+        Code::kInvalidArgument, "scrypt parameters outside");
+  }
+}
+
+TEST_CASE("ReportsUnsupportedEncryptionSchemesByName", "[key]") {
+  // pbeWithMD5AndDES-CBC (1.2.840.113549.1.5.3): refused as unsupported
+  // whatever the password, not reported as a wrong password.
+  std::string oid("\x2a\x86\x48\x86\xf7\x0d\x01\x05\x03", 9);
+  std::string params =
+      Der(0x30, absl::StrCat(Der(0x04, std::string(8, 's')),
+                             std::string("\x02\x02\x08\x00", 4)));
+  CheckRefusedFast(EncryptedKeyInfo(Der(0x30, DerOid(oid) + params)),
+                   Code::kUnimplemented, "pbeWithMD5AndDES-CBC");
+}
+
 TEST_CASE("RefusesEcKeysWithExplicitCurveParameters", "[key]") {
   std::string traditional =
       RunOpenssl("ecparam -name prime256v1 -genkey -noout -param_enc explicit");
@@ -506,13 +680,73 @@ TEST_CASE("RefusesEcKeysWithExplicitCurveParameters", "[key]") {
              StatusIs(Code::kInvalidArgument, expected));
 }
 
+TEST_CASE("RefusesExplicitCurveParametersBehindNonDerLengths", "[key]") {
+  // An explicit-parameters ECPrivateKey whose [0] parameters use a 5-byte or
+  // an indefinite length: OpenSSL reads both, so the pre-parse must refuse
+  // them rather than skip its check.
+  std::string explicit_der = PemBody(RunOpenssl(
+      "ecparam -name prime256v1 -genkey -noout -param_enc explicit"));
+  std::vector<std::string> fields = DerChildren(explicit_der);
+  REQUIRE(fields.size() == 4);  // version, privateKey, [0], [1]
+  REQUIRE(static_cast<uint8_t>(fields[2][0]) == 0xa0);
+  const std::string params = DerContents(fields[2]);
+  const std::string hostile[] = {
+      Der(0x30, absl::StrCat(fields[0], fields[1],
+                             DerWideLength(0xa0, params, 5), fields[3])),
+      Der(0x30, absl::StrCat(fields[0], fields[1],
+                             DerWideLength(0xa0, params, 3), fields[3])),
+      Der(0x30, absl::StrCat(fields[0], fields[1], DerIndefinite(0xa0, params),
+                             fields[3])),
+  };
+  for (const std::string& der : hostile) {
+    CHECK_THAT(PrivateKey::FromDer(der),
+               StatusIs(Code::kInvalidArgument, "malformed DER"));
+    std::string pem = absl::StrCat("-----BEGIN EC PRIVATE KEY-----\n",
+                                   absl::Base64Escape(der),
+                                   "\n-----END EC PRIVATE KEY-----\n");
+    CHECK_THAT(PrivateKey::FromPem(pem),
+               StatusIs(Code::kInvalidArgument, "malformed DER"));
+  }
+}
+
+TEST_CASE("RefusesPkcs8NamingACurveAroundExplicitParameters", "[key]") {
+  // PrivateKeyInfo whose AlgorithmIdentifier names P-256 while the
+  // ECPrivateKey inside carries explicit parameters.
+  std::string explicit_der = PemBody(RunOpenssl(
+      "ecparam -name prime256v1 -genkey -noout -param_enc explicit"));
+  std::vector<std::string> inner = DerChildren(explicit_der);
+  REQUIRE(inner.size() == 4);
+  const std::string params = DerContents(inner[2]);
+  SecretBytes named = ValueOrDie(CachedKey(KeyType::kEcdsaP256).ToPkcs8Der());
+  std::vector<std::string> outer = DerChildren(named.view());
+  REQUIRE(outer.size() == 3);  // version, algorithm, privateKey
+  auto pkcs8 = [&](absl::string_view ec_private_key) {
+    return Der(0x30,
+               absl::StrCat(outer[0], outer[1], Der(0x04, ec_private_key)));
+  };
+  CHECK_THAT(PrivateKey::FromDer(pkcs8(explicit_der)),
+             StatusIs(Code::kInvalidArgument, "explicit EC curve parameters"));
+  for (int width : {3, 5}) {
+    std::string hidden =
+        Der(0x30, absl::StrCat(inner[0], inner[1],
+                               DerWideLength(0xa0, params, width), inner[3]));
+    CHECK_THAT(PrivateKey::FromDer(pkcs8(hidden)),
+               StatusIs(Code::kInvalidArgument, "malformed DER"));
+  }
+  std::string indefinite = Der(
+      0x30,
+      absl::StrCat(inner[0], inner[1], DerIndefinite(0xa0, params), inner[3]));
+  CHECK_THAT(PrivateKey::FromDer(pkcs8(indefinite)),
+             StatusIs(Code::kInvalidArgument, "malformed DER"));
+}
+
 TEST_CASE("RefusesCve20220778ShapedKeyWithoutParsingIt", "[key]") {
   // ECPrivateKey with explicit prime-field parameters whose "prime" is
   // composite (697 = 17 * 41) and a compressed base point: the shape that
   // made BN_mod_sqrt loop forever (CVE-2022-0778). It must be refused
   // immediately, not handed to the EC parser.
   const std::string field_id = absl::StrCat(
-      "\x30\x0b", std::string("\x06\x07\x2a\x86\x48\xce\x3d\x01\x01", 9),
+      "\x30\x0d", std::string("\x06\x07\x2a\x86\x48\xce\x3d\x01\x01", 9),
       std::string("\x02\x02\x02\xb9", 4));
   const std::string curve = std::string("\x30\x06\x04\x01\x01\x04\x01\x01", 8);
   const std::string base = std::string("\x04\x03\x02\x00\x05", 5);
