@@ -567,9 +567,27 @@ absl::Status ValidateSan(const SubjectAltName& san) {
   return Invalid(san, "has an unknown SAN type");
 }
 
+absl::Status CheckSingleCommonName(const DistinguishedName& subject) {
+  size_t count = std::count_if(
+      subject.attributes.begin(), subject.attributes.end(),
+      [](const NameAttribute& attribute) { return attribute.type == "CN"; });
+  if (count > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CN rule: subject has ", count,
+        " common names; at most one is allowed (Baseline Requirements "
+        "7.1.4.3)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckCsrPolicy(const CertificateRequest& csr,
                             const CsrPolicy& policy) {
   if (auto s = KeyPolicy(csr.public_key().info(), policy); !s.ok()) return s;
+  if (auto s = CheckRsaPublicExponent(csr.public_key(), policy.public_trust);
+      !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("key rule: ", s.message()));
+  }
+  if (auto s = CheckSingleCommonName(csr.subject()); !s.ok()) return s;
   const std::vector<SubjectAltName>& sans = csr.sans();
   if (csr.unsupported_san_count() > 0) {
     return absl::InvalidArgumentError(

@@ -107,11 +107,16 @@ struct CsrPolicy {
 // INVALID_ARGUMENT naming the SAN and what is wrong.
 absl::Status ValidateSan(const SubjectAltName& san);
 
+// INVALID_ARGUMENT "CN rule: ..." when `subject` has more than one common
+// name (the Baseline Requirements allow one).
+absl::Status CheckSingleCommonName(const DistinguishedName& subject);
+
 // All of the policy rules, first failure reported: key (RSA >= 2048 bits and
-// a multiple of 8, at most 8192; ECDSA only P-256/P-384/P-521 with named
+// a multiple of 8, at most 8192, public exponent odd, >= 3 (>= 65537 with
+// public_trust) and < 2^256; ECDSA only P-256/P-384/P-521 with named
 // curves; Ed25519 only without public_trust), SAN syntax and allowed types,
-// wildcards, at least one SAN and at most max_sans, no duplicates, the CN (if
-// any) equal to one of the SANs, and the CSR signature.
+// wildcards, at least one SAN and at most max_sans, no duplicates, at most one
+// CN, equal (if present) to one of the SANs, and the CSR signature.
 // INVALID_ARGUMENT naming the rule and the offending value.
 absl::Status CheckCsrPolicy(const CertificateRequest& csr,
                             const CsrPolicy& policy);

@@ -63,13 +63,13 @@ PrivateKey GenerateEc(int curve_nid) {
 // bits (public half only), signed by an unrelated P-256 key. Key rules are
 // checked before the signature, so this exercises them for sizes a library
 // will not generate (BoringSSL rounds RSA sizes down to multiples of 128).
-CertificateRequest CsrWithRsaModulus(int bits) {
+std::string CsrDerWithRsaModulus(int bits, unsigned long exponent = RSA_F4) {
   BIGNUM* n = BN_new();
   BIGNUM* e = BN_new();
   REQUIRE(n != nullptr);
   REQUIRE(e != nullptr);
   REQUIRE(BN_rand(n, bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD) == 1);
-  REQUIRE(BN_set_word(e, RSA_F4) == 1);
+  REQUIRE(BN_set_word(e, exponent) == 1);
   RSA* rsa = RSA_new();
   REQUIRE(rsa != nullptr);
   REQUIRE(RSA_set0_key(rsa, n, e, nullptr) == 1);
@@ -98,12 +98,71 @@ CertificateRequest CsrWithRsaModulus(int bits) {
   std::string encoded(reinterpret_cast<char*>(der),
                       static_cast<size_t>(length));
   OPENSSL_free(der);
-  return ValueOrDie(CertificateRequest::FromDer(encoded));
+  return encoded;
+}
+
+CertificateRequest CsrWithRsaModulus(int bits) {
+  return ValueOrDie(CertificateRequest::FromDer(CsrDerWithRsaModulus(bits)));
 }
 
 CertificateRequest MakeCsr(const PrivateKey& key, DistinguishedName subject,
                            std::vector<SubjectAltName> sans) {
   return ValueOrDie(CreateCsr(key, {std::move(subject), std::move(sans)}));
+}
+
+// ------------------------------------------------ RSA exponent and CN count
+
+TEST_CASE("RefusesRsaPublicExponentOneAndEvenExponents") {
+  CsrPolicy policy;
+  for (unsigned long exponent : {1ul, 65536ul}) {
+    INFO(exponent);
+    auto csr =
+        CertificateRequest::FromDer(CsrDerWithRsaModulus(2048, exponent));
+#if defined(CERTPLANE_BORINGSSL)
+    if (!csr.ok()) {
+      // BoringSSL refuses such keys already when decoding them.
+      CHECK_THAT(csr, StatusIs(absl::StatusCode::kInvalidArgument,
+                               "CSR public key is unreadable"));
+      continue;
+    }
+#endif
+    REQUIRE(csr.ok());
+    CHECK_THAT(CheckCsrPolicy(*csr, policy),
+               StatusIs(absl::StatusCode::kInvalidArgument,
+                        absl::StrCat("key rule: RSA public exponent ", exponent,
+                                     " is not allowed")));
+  }
+}
+
+TEST_CASE("RefusesRsaPublicExponentThreeOnlyForPublicTrust") {
+  CsrPolicy policy;
+  policy.public_trust = true;
+  CHECK_THAT(CheckCsrPolicy(ValueOrDie(CertificateRequest::FromDer(
+                                CsrDerWithRsaModulus(2048, 3))),
+                            policy),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "key rule: RSA public exponent 3 is not allowed; it "
+                      "must be odd, at least 65537"));
+  // Without public trust e = 3 passes the key rules (the CSR then fails on
+  // its missing SANs).
+  policy.public_trust = false;
+  CHECK_THAT(CheckCsrPolicy(ValueOrDie(CertificateRequest::FromDer(
+                                CsrDerWithRsaModulus(2048, 3))),
+                            policy),
+             StatusIs(absl::StatusCode::kInvalidArgument, "SAN rule"));
+}
+
+TEST_CASE("RefusesSubjectsWithMoreThanOneCommonName") {
+  PrivateKey key = ValueOrDie(PrivateKey::Generate(KeyType::kEcdsaP256));
+  DistinguishedName subject = Cn("a.example.com");
+  subject.attributes.push_back({"CN", "2.5.4.3", "b.example.com"});
+  CertificateRequest csr = MakeCsr(
+      key, subject,
+      {{SanType::kDns, "a.example.com"}, {SanType::kDns, "b.example.com"}});
+  CHECK_THAT(CheckCsrPolicy(csr, CsrPolicy{}),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "CN rule: subject has 2 common names; at most one"));
+  CHECK_THAT(CheckSingleCommonName(Cn("a.example.com")), IsOk());
 }
 
 // ---------------------------------------------------------- build and parse

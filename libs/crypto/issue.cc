@@ -561,6 +561,8 @@ absl::StatusOr<std::string> PrivateKeySigner::Sign(
 absl::StatusOr<IssueRequest> IssueRequestFromCsr(
     const CertificateRequest& csr) {
   if (auto s = csr.VerifySignature(); !s.ok()) return s;
+  if (auto s = CheckSingleCommonName(csr.subject()); !s.ok()) return s;
+  if (auto s = CheckRsaPublicExponent(csr.public_key()); !s.ok()) return s;
   return IssueRequest{csr.subject(), csr.public_key(), csr.sans()};
 }
 
@@ -579,9 +581,18 @@ absl::StatusOr<Certificate> IssueCertificate(const IssueRequest& request,
     return absl::InvalidArgumentError(
         "certificate request has neither a subject nor any SAN");
   }
+  if (auto s = CheckSingleCommonName(request.subject); !s.ok()) return s;
+  if (auto s = CheckRsaPublicExponent(request.public_key); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request public key: ", s.message()));
+  }
   PublicKey signer_key = signer.public_key();
   if (signer_key.native() == nullptr) {
     return absl::InvalidArgumentError("signer has no public key");
+  }
+  if (auto s = CheckRsaPublicExponent(signer_key); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("signer key: ", s.message()));
   }
   if (issuer == nullptr) {
     if (!(signer_key == request.public_key)) {

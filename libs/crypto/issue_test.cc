@@ -1,6 +1,9 @@
 #include "libs/crypto/issue.h"
 
 #include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -429,6 +432,46 @@ class FixedSigner final : public Signer {
   PublicKey key_;
   absl::StatusOr<std::string> result_;
 };
+
+TEST_CASE("RefusesSubjectsWithMoreThanOneCommonName") {
+  absl::Time now = absl::Now();
+  Issued root = SelfSigned(KeyType::kEcdsaP256, now);
+  PrivateKey key = ValueOrDie(PrivateKey::Generate(KeyType::kEcdsaP256));
+  DistinguishedName subject = Dn("a.example.com");
+  subject.attributes.push_back({"CN", "2.5.4.3", "b.example.com"});
+  CHECK_THAT(IssueCertificate({subject, key.public_key(), {}}, LeafProfile(now),
+                              &root.cert, PrivateKeySigner(root.key)),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "CN rule: subject has 2 common names"));
+  CertificateRequest csr = ValueOrDie(CreateCsr(key, {subject, {}}));
+  CHECK_THAT(IssueRequestFromCsr(csr),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "CN rule: subject has 2 common names"));
+}
+
+TEST_CASE("RefusesIssuingForAnRsaKeyWithExponentOne") {
+  absl::Time now = absl::Now();
+  Issued root = SelfSigned(KeyType::kEcdsaP256, now);
+  // The public half of an RSA key with e = 1, built with the library.
+  PrivateKey real = ValueOrDie(PrivateKey::Generate(KeyType::kRsa2048));
+  const BIGNUM* n = nullptr;
+  RSA_get0_key(EVP_PKEY_get0_RSA(real.native()), &n, nullptr, nullptr);
+  RSA* rsa = RSA_new();
+  BIGNUM* e = BN_new();
+  REQUIRE(rsa != nullptr);
+  REQUIRE(e != nullptr);
+  REQUIRE(BN_set_word(e, 1) == 1);
+  REQUIRE(RSA_set0_key(rsa, BN_dup(n), e, nullptr) == 1);
+  EVP_PKEY* pkey = EVP_PKEY_new();
+  REQUIRE(pkey != nullptr);
+  REQUIRE(EVP_PKEY_assign_RSA(pkey, rsa) == 1);
+  PublicKey weak = PublicKey::Adopt(EvpPkeyHandle(pkey));
+  CHECK_THAT(IssueCertificate({Dn("weak"), weak, {}}, LeafProfile(now),
+                              &root.cert, PrivateKeySigner(root.key)),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "request public key: RSA public exponent 1 is not "
+                      "allowed"));
+}
 
 TEST_CASE("SignerReturningGarbageYieldsAnErrorNotACertificate") {
   absl::Time now = absl::Now();

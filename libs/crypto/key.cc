@@ -1,5 +1,6 @@
 #include "libs/crypto/key.h"
 
+#include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -210,6 +211,37 @@ std::string PublicKey::SpkiSha256() const {
 
 bool PublicKey::operator==(const PublicKey& other) const {
   return ToDer() == other.ToDer();
+}
+
+namespace {
+
+absl::Status CheckRsaExponent(const RSA* rsa, bool public_trust) {
+  const BIGNUM* e = nullptr;
+  if (rsa != nullptr) RSA_get0_key(rsa, nullptr, &e, nullptr);
+  if (e == nullptr) {
+    return absl::InvalidArgumentError("RSA key has no public exponent");
+  }
+  const int bits = BN_num_bits(e);
+  const bool odd = BN_is_odd(e);
+  // Odd with at least 2 bits: >= 3. Odd with at least 17 bits: >= 65537.
+  if (odd && bits >= 2 && bits <= 256 && (!public_trust || bits >= 17)) {
+    return absl::OkStatus();
+  }
+  std::string value = bits <= 64 ? absl::StrCat(BN_get_word(e))
+                                 : absl::StrCat("of ", bits, " bits");
+  return absl::InvalidArgumentError(absl::StrCat(
+      "RSA public exponent ", value, " is not allowed; it must be odd, ",
+      public_trust ? "at least 65537" : "at least 3",
+      " and below 2^256 (Baseline Requirements 6.1.6)"));
+}
+
+}  // namespace
+
+absl::Status CheckRsaPublicExponent(const PublicKey& key, bool public_trust) {
+  if (key.native() == nullptr || EVP_PKEY_id(key.native()) != EVP_PKEY_RSA) {
+    return absl::OkStatus();
+  }
+  return CheckRsaExponent(EVP_PKEY_get0_RSA(key.native()), public_trust);
 }
 
 // --------------------------------------------------------------- PrivateKey
@@ -560,9 +592,9 @@ absl::Status CheckSupportedType(EVP_PKEY* pkey) {
 #endif
     return absl::OkStatus();
   }
-  if (id == EVP_PKEY_RSA || id == EVP_PKEY_ED25519) {
-    return absl::OkStatus();
-  }
+  if (id == EVP_PKEY_RSA)
+    return CheckRsaExponent(EVP_PKEY_get0_RSA(pkey), false);
+  if (id == EVP_PKEY_ED25519) return absl::OkStatus();
   const char* name = OBJ_nid2sn(id);
   return absl::InvalidArgumentError(absl::StrCat(
       "unsupported private key type ",

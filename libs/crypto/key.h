@@ -140,6 +140,12 @@ absl::Status VerifySignature(const PublicKey& key, absl::string_view data,
                              absl::string_view digest = "sha256");
 
 // Lowercase hex of `bytes`, optionally with ':' between bytes.
+// For RSA keys, checks the public exponent as Baseline Requirements 6.1.6
+// asks: odd, at least 3 and below 2^256; with `public_trust`, also at least
+// 65537. INVALID_ARGUMENT naming the exponent otherwise; OK for other keys.
+absl::Status CheckRsaPublicExponent(const PublicKey& key,
+                                    bool public_trust = false);
+
 std::string HexEncode(absl::string_view bytes, bool colons = false);
 
 }  // namespace certplane::crypto
