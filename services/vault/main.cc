@@ -10,6 +10,7 @@
 //   --policy_file                  access policy (services/vault/policy.h);
 //                                  without one every call is denied
 //   --kek_encryption_limit         wraps per KEK version before rotation
+//   --rewrap_batch_size            keys per rewrap transaction
 //   plus the runtime's --listen_address, --tls_*, ... flags.
 //
 // Startup: refuses core dumps (RLIMIT_CORE 0, PR_SET_DUMPABLE 0) and locks
@@ -58,6 +59,9 @@ ABSL_FLAG(bool, create_kek_file_if_missing, false,
 ABSL_FLAG(std::string, policy_file, "",
           "Access policy file (identity -> operations); without one every "
           "call is denied");
+ABSL_FLAG(int, rewrap_batch_size, 100,
+          "Data keys rewrapped per batch (one short transaction each) after "
+          "a KEK rotation");
 ABSL_FLAG(int64_t, kek_encryption_limit, int64_t{1} << 30,
           "AES-GCM wraps under one KEK version before the vault rotates "
           "automatically (or, for sources it cannot rotate, refuses wraps)");
@@ -139,6 +143,11 @@ absl::Status Run() {
   CERTPLANE_ASSIGN_OR_RETURN(
       certplane::server::ServerOptions options,
       certplane::server::ServerOptionsFromFlags("vault"));
+  if (absl::GetFlag(FLAGS_rewrap_batch_size) < 1 ||
+      absl::GetFlag(FLAGS_rewrap_batch_size) > 1000) {
+    return absl::InvalidArgumentError(
+        "--rewrap_batch_size must be between 1 and 1000");
+  }
   if (absl::GetFlag(FLAGS_kek_encryption_limit) < 1) {
     return absl::InvalidArgumentError(
         "--kek_encryption_limit must be at least 1");
@@ -173,6 +182,7 @@ absl::Status Run() {
       options.insecure_plaintext_for_development;
   service_options.kek_encryption_limit =
       absl::GetFlag(FLAGS_kek_encryption_limit);
+  service_options.rewrap_batch_size = absl::GetFlag(FLAGS_rewrap_batch_size);
   service_options.metrics_registry = &runner.metrics_registry();
   vault::VaultService service(
       *store, *kek, policy, [] { return absl::Now(); }, service_options);

@@ -3,13 +3,19 @@
 // ForEachBackend) and a real key-file KEK in a temporary directory.
 #include "services/vault/vault_service.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <soci/soci.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,6 +34,7 @@
 #include "libs/db/migrate.h"
 #include "libs/server/server_options.h"
 #include "libs/server/server_runner.h"
+#include "libs/server/testing/test_client.h"
 #include "libs/status/grpc_status.h"
 #include "libs/testing/db_test_util.h"
 #include "libs/testing/status_matchers.h"
@@ -1046,6 +1053,139 @@ TEST_CASE("RotateKekIsRefusedForSourcesThatCannotRotate") {
                StatusIs(Code::kFailedPrecondition, "cannot create versions"));
     CHECK_THAT(vault.Sign(key.name()), IsOk());
   });
+}
+
+// ---------------------------------------------------------------------------
+// The certplane-vault binary, killed with SIGKILL during KEK rotation.
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
+          0);
+  socklen_t length = sizeof(address);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) ==
+          0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+class VaultProcess {
+ public:
+  explicit VaultProcess(std::vector<std::string> flags) {
+    int port = FreePort();
+    flags.push_back(absl::StrCat("--listen_address=127.0.0.1:", port));
+    child_ = ValueOrDie(
+        server::testing::ChildProcess::Start(CERTPLANE_VAULT_PATH, flags, {}));
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                       grpc::InsecureChannelCredentials());
+    REQUIRE(channel->WaitForConnected(
+        absl::ToChronoTime(absl::Now() + absl::Seconds(30))));
+    stub_ = v1::VaultService::NewStub(channel);
+  }
+
+  template <typename Request, typename Response>
+  absl::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                 const Request&, Response*),
+                    const Request& request, Response* response) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    context.AddMetadata(kDevelopmentIdentityHeader, "admin");
+    return FromGrpcStatus((stub_.get()->*method)(&context, request, response));
+  }
+
+  void Kill() {
+    REQUIRE_THAT(child_->Signal(SIGKILL), IsOk());
+    CHECK_FALSE(child_->WaitForExit(absl::Seconds(10)).ok());  // By signal.
+  }
+
+  void Terminate() {
+    REQUIRE_THAT(child_->Signal(SIGTERM), IsOk());
+    CHECK(ValueOrDie(child_->WaitForExit(absl::Seconds(20))) == 0);
+  }
+
+ private:
+  std::unique_ptr<server::testing::ChildProcess> child_;
+  std::unique_ptr<Stub> stub_;
+};
+
+TEST_CASE("KillDuringKekRotationLeavesEveryKeyUsableAndRestartFinishes") {
+  for (db::Dialect dialect : testing::kAllDialects) {
+    INFO("backend: " << db::DialectName(dialect));
+    std::filesystem::path dir = FreshDir();
+    const std::string kek_path = (dir / "kek").string();
+    REQUIRE_THAT(CreateKekFile(kek_path), IsOk());
+    const std::string policy_path = (dir / "policy").string();
+    std::ofstream(policy_path) << "admin *\n";
+    const std::vector<std::string> flags = {
+        "--insecure_plaintext_for_development",
+        "--metrics_address=",
+        "--log_level=error",
+        "--rewrap_batch_size=3",
+        absl::StrCat("--kek=file:", kek_path),
+        absl::StrCat("--policy_file=", policy_path),
+        absl::StrCat("--database_url=", testing::FreshDatabaseUrl(dialect)),
+    };
+    auto vault = std::make_unique<VaultProcess>(flags);
+    std::vector<std::string> names;
+    for (int i = 0; i < 60; ++i) {
+      v1::GenerateKeyRequest request;
+      request.mutable_spec()->set_type(common::ED25519);
+      request.set_owner("payments");
+      v1::Key key;
+      REQUIRE_THAT(vault->Call(&Stub::GenerateKey, request, &key), IsOk());
+      names.push_back(key.name());
+    }
+    // Kill points from "before RotateKek is handled" to "mid-rewrap".
+    for (int delay_ms : {0, 1, 2, 4, 8, 15, 30}) {
+      INFO("killed " << delay_ms << " ms after RotateKek was sent");
+      std::thread rotate([&] {
+        v1::KekStatus status;
+        (void)vault->Call(&Stub::RotateKek, v1::RotateKekRequest(), &status);
+      });
+      absl::SleepFor(absl::Milliseconds(delay_ms));
+      vault->Kill();
+      rotate.join();
+      vault = std::make_unique<VaultProcess>(flags);
+      int usable = 0;
+      for (const std::string& name : names) {
+        v1::SignRequest request;
+        request.set_name(name);
+        request.set_data("still here?");
+        v1::SignResponse response;
+        absl::Status status = vault->Call(&Stub::Sign, request, &response);
+        CHECK_THAT(status, IsOk());
+        if (status.ok()) ++usable;
+      }
+      CHECK(usable == static_cast<int>(names.size()));
+    }
+    // The restarted vault finishes the rewrap on its own.
+    v1::KekStatus status;
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    do {
+      REQUIRE_THAT(
+          vault->Call(&Stub::GetKekStatus, v1::GetKekStatusRequest(), &status),
+          IsOk());
+      if (!status.rewrap_in_progress()) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    } while (absl::Now() < deadline);
+    CHECK_FALSE(status.rewrap_in_progress());
+    CHECK(status.current_version() > 1);
+    int64_t under_current = 0;
+    for (const v1::KekVersion& version : status.versions()) {
+      if (version.version() == status.current_version()) {
+        under_current = version.wrapped_key_count();
+      } else {
+        CHECK(version.wrapped_key_count() == 0);
+      }
+    }
+    CHECK(under_current == static_cast<int64_t>(names.size()));
+    vault->Terminate();
+    std::filesystem::remove_all(dir);
+  }
 }
 
 }  // namespace
