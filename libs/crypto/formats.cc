@@ -320,8 +320,11 @@ const char* CStr(const SecretBytes& password) {
 #if !defined(CERTPLANE_BORINGSSL)
 // OpenSSL 3 keeps RC2 (and other legacy algorithms) in its "legacy"
 // provider. Loading any provider explicitly stops "default" from being loaded
-// implicitly, so both are loaded. Done once per process; the providers stay
-// loaded (reachable from this static) for the life of the process.
+// implicitly, so both are loaded. Done once per process, and only when a
+// PKCS#12 file actually uses a legacy algorithm (or a legacy one is written):
+// OpenSSL 3.0's PKCS12_parse takes no OSSL_LIB_CTX, so the providers go into
+// the default library context, for the whole process, and stay loaded
+// (reachable from this static) for the life of the process.
 struct LegacyProviders {
   OSSL_PROVIDER* legacy = nullptr;
   OSSL_PROVIDER* fallback = nullptr;
@@ -427,6 +430,29 @@ absl::Status CheckPbeAlgor(const X509_ALGOR* algorithm,
 
 constexpr int kMaxSafeContentsNesting = 4;
 
+// RC2 and RC4 PKCS#12 PBE schemes, which OpenSSL 3 keeps in its legacy
+// provider. The provider is loaded (process-wide) only when one is met.
+absl::Status EnsureAlgorithmAvailable(const X509_ALGOR* algorithm,
+                                      absl::string_view what) {
+  const ASN1_OBJECT* object = nullptr;
+  X509_ALGOR_get0(&object, nullptr, nullptr, algorithm);
+  const int nid = OBJ_obj2nid(object);
+  switch (nid) {
+    case NID_pbe_WithSHA1And128BitRC4:
+    case NID_pbe_WithSHA1And40BitRC4:
+    case NID_pbe_WithSHA1And128BitRC2_CBC:
+    case NID_pbe_WithSHA1And40BitRC2_CBC:
+      break;
+    default:
+      return absl::OkStatus();
+  }
+  const LegacyProviders& providers = LoadLegacyProviders();
+  if (providers.status.ok()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, " is encrypted with ", OBJ_nid2ln(nid), ": ",
+                   providers.status.message()));
+}
+
 absl::Status CheckSafeBags(const STACK_OF(PKCS12_SAFEBAG) * bags, int depth) {
   if (depth > kMaxSafeContentsNesting) {
     return absl::InvalidArgumentError("PKCS#12 nests SafeContents too deeply");
@@ -439,6 +465,11 @@ absl::Status CheckSafeBags(const STACK_OF(PKCS12_SAFEBAG) * bags, int depth) {
         const X509_SIG* sig = PKCS12_SAFEBAG_get0_pkcs8(bag);
         if (sig != nullptr) X509_SIG_get0(sig, &algorithm, nullptr);
         if (auto status = CheckPbeAlgor(algorithm, "PKCS#12 shrouded key bag");
+            !status.ok()) {
+          return status;
+        }
+        if (auto status =
+                EnsureAlgorithmAvailable(algorithm, "PKCS#12 shrouded key bag");
             !status.ok()) {
           return status;
         }
@@ -498,6 +529,12 @@ absl::Status CheckPkcs12Work(PKCS12* p12, const char* pass) {
             !status.ok()) {
           return status;
         }
+        if (auto status =
+                EnsureAlgorithmAvailable(p7->d.encrypted->enc_data->algorithm,
+                                         "PKCS#12 encrypted contents");
+            !status.ok()) {
+          return status;
+        }
         bags.reset(PKCS12_unpack_p7encdata(p7, pass, pass == nullptr ? 0 : -1));
         if (bags == nullptr) {
           internal::ClearSslErrors();
@@ -517,7 +554,6 @@ absl::Status CheckPkcs12Work(PKCS12* p12, const char* pass) {
 
 absl::StatusOr<RawPkcs12> ParsePkcs12(
     absl::string_view der, std::optional<absl::string_view> password) {
-  const LegacyProviders& providers = LoadLegacyProviders();
   const uint8_t* p = Bytes(der);
   SslPtr<PKCS12> p12(d2i_PKCS12(nullptr, &p, static_cast<long>(der.size())));
   if (p12 == nullptr) {
@@ -577,10 +613,6 @@ absl::StatusOr<RawPkcs12> ParsePkcs12(
     absl::Status error = SslError(
         absl::StatusCode::kInvalidArgument,
         "PKCS#12 contents could not be decrypted or parsed (PKCS12_parse)");
-    if (!providers.status.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(providers.status.message(), " (", error.message(), ")"));
-    }
     return error;
   }
   RawPkcs12 raw;
@@ -906,8 +938,10 @@ absl::StatusOr<std::string> WritePkcs12(const PrivateKey* key,
                           iterations, 0));
   if (p12 == nullptr) return SslInternal("PKCS12_create");
 #else
-  const LegacyProviders& providers = LoadLegacyProviders();
-  if (options.legacy && !providers.status.ok()) return providers.status;
+  if (options.legacy) {
+    const LegacyProviders& providers = LoadLegacyProviders();
+    if (!providers.status.ok()) return providers.status;
+  }
   // The MAC is added separately: PKCS12_create's MAC digest depends on the
   // OpenSSL release. Legacy: SHA-1, which old Windows and Java need. Modern:
   // PBES2 with AES-256-CBC (PBKDF2's PRF defaults to HMAC-SHA256), SHA-256.

@@ -15,8 +15,12 @@
 //    kMaxPemBlocks blocks are refused up front.
 //  - Private keys come back as PrivateKey and are written only as
 //    SecretBytes; passwords are never copied into std::string or messages.
-//  - All functions are thread-safe (OpenSSL's legacy provider is loaded at
-//    most once, on first need).
+//  - All functions are thread-safe. OpenSSL's legacy provider is loaded at
+//    most once, and only when a PKCS#12 file being read uses an RC2/RC4
+//    scheme or a legacy file is written. It is loaded into the default
+//    library context (OpenSSL 3.0's PKCS12_parse takes no OSSL_LIB_CTX), so
+//    from then on the whole process can fetch legacy algorithms, and the
+//    "default" provider is loaded explicitly alongside it.
 #ifndef CERTPLANE_LIBS_CRYPTO_FORMATS_H_
 #define CERTPLANE_LIBS_CRYPTO_FORMATS_H_
 

@@ -17,6 +17,7 @@
 #if !defined(CERTPLANE_BORINGSSL)
 #include <openssl/evp.h>
 #include <openssl/pkcs12.h>
+#include <openssl/provider.h>
 #endif
 
 #include "absl/strings/match.h"
@@ -675,6 +676,37 @@ TEST_CASE("legacy PKCS#12 without the legacy provider", "[.no-legacy]") {
                       "OpenSSL's legacy provider could not be loaded"));
   CHECK_THAT(ReadPkcs12(ReadFile(std::string(path) + ".modern"), "secret"),
              IsOk());
+}
+
+// Run in a child process (see the next test), so that nothing else has
+// loaded the legacy provider yet.
+TEST_CASE("legacy provider is loaded only for legacy PKCS#12",
+          "[.legacy-lazy]") {
+  const char* path = std::getenv("CERTPLANE_LEGACY_P12");
+  REQUIRE(path != nullptr);
+  REQUIRE(OSSL_PROVIDER_available(nullptr, "legacy") == 0);
+  CHECK_THAT(ReadPkcs12(ReadFile(std::string(path) + ".modern"), "secret"),
+             IsOk());
+  CHECK(OSSL_PROVIDER_available(nullptr, "legacy") == 0);
+  CHECK_THAT(ReadPkcs12(ReadFile(path), "secret"), IsOk());
+  CHECK(OSSL_PROVIDER_available(nullptr, "legacy") == 1);
+}
+
+TEST_CASE("ReadPkcs12 loads the legacy provider only for legacy files") {
+  const CliPki& pki = Pki();
+  char self[4096];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  REQUIRE(length > 0);
+  self[length] = '\0';
+  REQUIRE(pki.Run("cp modern.p12 legacy.p12.modern"));
+  const std::string command =
+      absl::StrCat("CERTPLANE_LEGACY_P12='", pki.Path("legacy.p12"), "' '",
+                   self, "' '[.legacy-lazy]' > legacy-lazy.log");
+  const bool passed = pki.Run(command);
+  INFO(pki.Read("legacy-lazy.log"));
+  CHECK(passed);
+  CHECK(absl::StrContains(pki.Read("legacy-lazy.log"),
+                          "All tests passed (6 assertions in 1 test case)"));
 }
 
 TEST_CASE(

@@ -2,6 +2,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -9,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include <cstring>
 #include <utility>
@@ -906,7 +908,31 @@ absl::StatusOr<SecretBytes> LibraryDecryptPkcs8(absl::string_view der,
   SslPtr<PKCS8_PRIV_KEY_INFO> p8(
       PKCS8_decrypt(sig.get(), password.empty() ? "" : password.data(),
                     static_cast<int>(password.size())));
-  if (p8 == nullptr) return WrongPasswordError();
+  if (p8 == nullptr) {
+#if !defined(CERTPLANE_BORINGSSL)
+    // A scheme the pre-parse allows that this OpenSSL cannot run (RC2 and
+    // RC4 live in the legacy provider) is not a wrong password.
+    bool unsupported = false;
+    while (unsigned long error = ERR_get_error()) {
+      const int reason = ERR_GET_REASON(error);
+      if (reason == ERR_R_UNSUPPORTED || reason == ERR_R_FETCH_FAILED) {
+        unsupported = true;
+      }
+    }
+    if (unsupported) {
+      const X509_ALGOR* algorithm = nullptr;
+      X509_SIG_get0(sig.get(), &algorithm, nullptr);
+      const ASN1_OBJECT* object = nullptr;
+      X509_ALGOR_get0(&object, nullptr, nullptr, algorithm);
+      const char* name = OBJ_nid2ln(OBJ_obj2nid(object));
+      return absl::UnimplementedError(absl::StrCat(
+          "encrypted private key uses ", name != nullptr ? name : "a scheme",
+          ", which this OpenSSL cannot run (its legacy provider is not "
+          "loaded); re-encrypt the key with PBES2 (PBKDF2, AES-256-CBC)"));
+    }
+#endif
+    return WrongPasswordError();
+  }
   return EncodeSecret(
       [&](uint8_t** out) { return i2d_PKCS8_PRIV_KEY_INFO(p8.get(), out); },
       "i2d_PKCS8_PRIV_KEY_INFO");

@@ -438,6 +438,22 @@ TEST_CASE("ReadsPkcs8EncryptionSchemesOtherToolsWrite", "[key]") {
   }
 }
 
+TEST_CASE("ReportsAnRc2EncryptedKeyAsUnsupportedNotAsAWrongPassword", "[key]") {
+  const PrivateKey& key = CachedKey(KeyType::kEcdsaP256);
+  std::string pem = RunOpenssl(
+      "pkcs8 -topk8 -v1 PBE-SHA1-RC2-40 -iter 1000 -passout pass:s3cret "
+      "-provider legacy -provider default",
+      ValueOrDie(key.ToPkcs8Pem()).view());
+#if defined(CERTPLANE_BORINGSSL)
+  CHECK(SameKey(ValueOrDie(PrivateKey::FromPem(pem, "s3cret")), key));
+#else
+  // Nothing in this test binary loads OpenSSL's legacy provider.
+  CHECK_THAT(PrivateKey::FromPem(pem, "s3cret"),
+             StatusIs(Code::kUnimplemented,
+                      "encrypted private key uses pbeWithSHA1And40BitRC2-CBC"));
+#endif
+}
+
 TEST_CASE("ReadsScryptEncryptedPkcs8WithOpenSslOnly", "[key]") {
   const PrivateKey& key = CachedKey(KeyType::kEcdsaP256);
   std::string pem =
