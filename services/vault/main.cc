@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -86,8 +87,19 @@ absl::Status DisableCoreDumps() {
   return absl::OkStatus();
 }
 
-// Keeps key material out of swap where the process may lock memory.
+// Keeps key material out of swap where the process may lock memory. Only
+// with an unlimited RLIMIT_MEMLOCK (or as root): with a finite limit,
+// MCL_FUTURE would make later allocations fail once the limit is reached.
 void LockMemory() {
+  struct rlimit limit = {};
+  if (getrlimit(RLIMIT_MEMLOCK, &limit) == 0 &&
+      limit.rlim_cur != RLIM_INFINITY && geteuid() != 0) {
+    log::Warning(
+        "vault: memory not locked; keys may be swapped to disk (raise "
+        "RLIMIT_MEMLOCK to unlimited, e.g. LimitMEMLOCK=infinity)",
+        {{"rlimit_memlock_bytes", static_cast<int64_t>(limit.rlim_cur)}});
+    return;
+  }
   if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
     log::Warning("vault: memory not locked; keys may be swapped to disk",
                  {{"call", "mlockall"}, {"error", std::strerror(errno)}});

@@ -29,7 +29,9 @@
 #include "libs/crypto/csr.h"
 #include "libs/crypto/ecies.h"
 #include "libs/crypto/formats.h"
+#include "libs/crypto/issue.h"
 #include "libs/crypto/key.h"
+#include "libs/crypto/testing/test_pki.h"
 #include "libs/db/database.h"
 #include "libs/db/migrate.h"
 #include "libs/server/server_options.h"
@@ -1052,6 +1054,121 @@ TEST_CASE("RotateKekIsRefusedForSourcesThatCannotRotate") {
     CHECK_THAT(vault.Call(&Stub::RotateKek, v1::RotateKekRequest(), &status),
                StatusIs(Code::kFailedPrecondition, "cannot create versions"));
     CHECK_THAT(vault.Sign(key.name()), IsOk());
+  });
+}
+
+crypto::testing::TestCertOptions CaOptions() {
+  crypto::testing::TestCertOptions options;
+  options.common_name = "vault-test-ca";
+  return options;
+}
+
+crypto::testing::TestCertOptions ServerCertOptions() {
+  crypto::testing::TestCertOptions options;
+  options.common_name = "localhost";
+  options.sans = {{crypto::SanType::kDns, "localhost"}};
+  return options;
+}
+
+TEST_CASE("MutualTlsCallersAreIdentifiedByTheirCertificate") {
+  ForEachBackend([](db::Database& db) {
+    crypto::testing::TestIdentity ca =
+        ValueOrDie(crypto::testing::MakeRootCa(CaOptions()));
+    crypto::testing::TestIdentity server_identity =
+        ValueOrDie(crypto::testing::MakeLeaf(ca, ServerCertOptions()));
+    crypto::PrivateKey client_key =
+        ValueOrDie(crypto::PrivateKey::Generate(crypto::KeyType::kEcdsaP256));
+    crypto::IssueRequest client_request{
+        .subject = {{{"CN", "", "issuance"}}},
+        .public_key = client_key.public_key(),
+        .sans = {{crypto::SanType::kDns, "issuance.certplane.internal"}}};
+    crypto::CertificateProfile client_profile;
+    client_profile.not_before = absl::Now() - absl::Hours(1);
+    client_profile.not_after = absl::Now() + absl::Hours(1);
+    client_profile.key_usage = {"digitalSignature"};
+    client_profile.extended_key_usage = {"clientAuth"};
+    crypto::Certificate client_cert = ValueOrDie(
+        crypto::IssueCertificate(client_request, client_profile, &ca.cert,
+                                 crypto::PrivateKeySigner(ca.key)));
+
+    std::filesystem::path dir = FreshDir();
+    auto write = [&](const std::string& name, absl::string_view contents) {
+      std::ofstream(dir / name) << contents;
+      return (dir / name).string();
+    };
+    server::ServerOptions options;
+    options.app_name = "vault-mtls-test";
+    options.listen_address = "127.0.0.1:0";
+    options.handle_shutdown_signals = false;
+    options.shutdown_grace_period = absl::Seconds(1);
+    options.tls_cert_file = write("server.pem", server_identity.cert.ToPem());
+    options.tls_key_file = write(
+        "server.key", ValueOrDie(server_identity.key.ToPkcs8Pem()).view());
+    options.tls_client_ca_file = write("ca.pem", ca.cert.ToPem());
+
+    REQUIRE_THAT(db::Migrate(db, VaultMigrations()), IsOk());
+    std::unique_ptr<VaultStore> store = NewSqlVaultStore(&db);
+    REQUIRE_THAT(CreateKekFile((dir / "kek").string()), IsOk());
+    std::unique_ptr<FileKekSource> kek =
+        ValueOrDie(FileKekSource::Open((dir / "kek").string()));
+    Policy policy = ValueOrDie(
+        Policy::Parse("issuance.certplane.internal generate, get\n"));
+    VaultService service(*store, *kek, policy, [] { return absl::Now(); });
+    REQUIRE_THAT(service.Start(), IsOk());
+    server::ServerRunner runner(options);
+    REQUIRE_THAT(
+        runner.AddService(&service, v1::VaultService::service_full_name()),
+        IsOk());
+    REQUIRE_THAT(runner.Start(), IsOk());
+
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ca.cert.ToPem();
+    ssl.pem_cert_chain = client_cert.ToPem();
+    ssl.pem_private_key =
+        std::string(ValueOrDie(client_key.ToPkcs8Pem()).view());
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    std::unique_ptr<Stub> stub = v1::VaultService::NewStub(
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", runner.port()),
+                                  grpc::SslCredentials(ssl), args));
+    auto call = [&](auto method, const auto& request, auto* response,
+                    const char* dev_identity = nullptr) {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      if (dev_identity != nullptr) {
+        context.AddMetadata(kDevelopmentIdentityHeader, dev_identity);
+      }
+      return FromGrpcStatus((stub.get()->*method)(&context, request, response));
+    };
+
+    v1::GenerateKeyRequest generate;
+    generate.mutable_spec()->set_type(common::ECDSA_P256);
+    generate.set_owner("payments");
+    v1::Key key;
+    REQUIRE_THAT(call(&Stub::GenerateKey, generate, &key), IsOk());
+    std::vector<AuditRecord> audit = ValueOrDie(store->RecentAudit(1));
+    REQUIRE(audit.size() == 1);
+    CHECK(audit[0].identity == "issuance.certplane.internal");
+    CHECK(audit[0].operation == "GenerateKey");
+
+    v1::ExportKeyRequest export_request;
+    export_request.set_name(key.name());
+    export_request.set_format(v1::EXPORT_ENCRYPTED_PKCS8_PEM);
+    export_request.set_password("a long export password");
+    v1::ExportKeyResponse exported;
+    CHECK_THAT(
+        call(&Stub::ExportKey, export_request, &exported),
+        StatusIs(Code::kPermissionDenied, "issuance.certplane.internal"));
+    // The development header is refused on an mTLS server, even alongside a
+    // valid certificate.
+    v1::GetKeyRequest get;
+    get.set_name(key.name());
+    v1::Key got;
+    CHECK_THAT(call(&Stub::GetKey, get, &got, "admin"),
+               StatusIs(Code::kUnauthenticated));
+    CHECK_THAT(call(&Stub::GetKey, get, &got), IsOk());
+    runner.Shutdown();
+    std::filesystem::remove_all(dir);
   });
 }
 
