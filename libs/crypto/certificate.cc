@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "libs/crypto/internal/der.h"
 #include "libs/crypto/internal/ssl_util.h"
 
 namespace certplane::crypto {
@@ -105,6 +106,11 @@ bool MatchesDnsPattern(absl::string_view raw_pattern, absl::string_view host) {
 
 absl::StatusOr<Certificate> Certificate::FromDer(absl::string_view der) {
   if (der.empty()) return absl::InvalidArgumentError("empty certificate");
+  // Refuse explicit EC parameters before d2i_X509 decodes the curve.
+  if (auto status = internal::CheckCertificateDerKey(der); !status.ok()) {
+    return internal::WithMalformedContext(
+        status, "not a DER X.509 certificate (d2i_X509)");
+  }
   const auto* p = reinterpret_cast<const uint8_t*>(der.data());
   X509Handle x509(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
   if (x509 == nullptr) {
@@ -119,9 +125,19 @@ absl::StatusOr<Certificate> Certificate::FromDer(absl::string_view der) {
 }
 
 absl::StatusOr<Certificate> Certificate::FromPem(absl::string_view pem) {
-  auto bio = internal::MemoryBio(pem);
-  if (bio == nullptr) return SslInternal("BIO_new_mem_buf");
-  X509Handle x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  // As PEM_read_bio_X509, but the key is checked before anything decodes it.
+  std::optional<std::string> der =
+      internal::FirstPemBlock(pem, {"CERTIFICATE", "X509 CERTIFICATE"});
+  if (!der.has_value()) {
+    return absl::InvalidArgumentError(
+        "no valid PEM \"CERTIFICATE\" block (PEM_read_bio_X509)");
+  }
+  if (auto status = internal::CheckCertificateDerKey(*der); !status.ok()) {
+    return internal::WithMalformedContext(
+        status, "no valid PEM \"CERTIFICATE\" block (PEM_read_bio_X509)");
+  }
+  const auto* p = reinterpret_cast<const uint8_t*>(der->data());
+  X509Handle x509(d2i_X509(nullptr, &p, static_cast<long>(der->size())));
   if (x509 == nullptr) {
     return SslError(absl::StatusCode::kInvalidArgument,
                     "no valid PEM \"CERTIFICATE\" block (PEM_read_bio_X509)");

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libs/crypto/internal/der.h"
 #include "libs/crypto/internal/ssl_util.h"
 
 namespace certplane::crypto {
@@ -391,6 +392,11 @@ absl::Status KeyPolicy(const KeyInfo& key, const CsrPolicy& policy) {
 absl::StatusOr<CertificateRequest> CertificateRequest::FromDer(
     absl::string_view der) {
   if (der.empty()) return absl::InvalidArgumentError("empty CSR");
+  // Refuse explicit EC parameters before d2i_X509_REQ decodes the curve.
+  if (auto status = internal::CheckCsrDerKey(der); !status.ok()) {
+    return internal::WithMalformedContext(
+        status, "not a DER PKCS#10 certificate request (d2i_X509_REQ)");
+  }
   const auto* p = reinterpret_cast<const uint8_t*>(der.data());
   SslPtr<X509_REQ> req(
       d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
@@ -451,10 +457,22 @@ absl::StatusOr<CertificateRequest> CertificateRequest::FromDer(
 
 absl::StatusOr<CertificateRequest> CertificateRequest::FromPem(
     absl::string_view pem) {
-  auto bio = internal::MemoryBio(pem);
-  if (bio == nullptr) return SslInternal("BIO_new_mem_buf");
+  // As PEM_read_bio_X509_REQ, but the key is checked before anything decodes
+  // it.
+  std::optional<std::string> block = internal::FirstPemBlock(
+      pem, {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"});
+  if (!block.has_value()) {
+    return absl::InvalidArgumentError(
+        "no valid PEM \"CERTIFICATE REQUEST\" block (PEM_read_bio_X509_REQ)");
+  }
+  if (auto status = internal::CheckCsrDerKey(*block); !status.ok()) {
+    return internal::WithMalformedContext(
+        status,
+        "no valid PEM \"CERTIFICATE REQUEST\" block (PEM_read_bio_X509_REQ)");
+  }
+  const auto* in = reinterpret_cast<const uint8_t*>(block->data());
   SslPtr<X509_REQ> req(
-      PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+      d2i_X509_REQ(nullptr, &in, static_cast<long>(block->size())));
   if (req == nullptr) {
     return SslError(absl::StatusCode::kInvalidArgument,
                     "no valid PEM \"CERTIFICATE REQUEST\" block "

@@ -116,6 +116,12 @@ std::string HexEncode(absl::string_view bytes, bool colons) {
 // ---------------------------------------------------------------- PublicKey
 
 absl::StatusOr<PublicKey> PublicKey::FromDer(absl::string_view der) {
+  // Refuse explicit EC parameters before d2i_PUBKEY decodes the curve.
+  if (auto status = internal::CheckSpkiAlgorithm(der, "public key");
+      !status.ok()) {
+    return internal::WithMalformedContext(
+        status, "not a DER SubjectPublicKeyInfo (d2i_PUBKEY)");
+  }
   const auto* p = reinterpret_cast<const uint8_t*>(der.data());
   EvpPkeyHandle pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
   if (pkey == nullptr) {
@@ -130,9 +136,20 @@ absl::StatusOr<PublicKey> PublicKey::FromDer(absl::string_view der) {
 }
 
 absl::StatusOr<PublicKey> PublicKey::FromPem(absl::string_view pem) {
-  auto bio = internal::MemoryBio(pem);
-  if (bio == nullptr) return SslInternal("BIO_new_mem_buf");
-  EvpPkeyHandle pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  // As PEM_read_bio_PUBKEY, but the key is checked before anything decodes
+  // it.
+  std::optional<std::string> der = internal::FirstPemBlock(pem, {"PUBLIC KEY"});
+  if (!der.has_value()) {
+    return absl::InvalidArgumentError(
+        "no PEM \"PUBLIC KEY\" block (PEM_read_bio_PUBKEY)");
+  }
+  if (auto status = internal::CheckSpkiAlgorithm(*der, "public key");
+      !status.ok()) {
+    return internal::WithMalformedContext(
+        status, "no PEM \"PUBLIC KEY\" block (PEM_read_bio_PUBKEY)");
+  }
+  const auto* p = reinterpret_cast<const uint8_t*>(der->data());
+  EvpPkeyHandle pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(der->size())));
   if (pkey == nullptr) {
     return SslError(absl::StatusCode::kInvalidArgument,
                     "no PEM \"PUBLIC KEY\" block (PEM_read_bio_PUBKEY)");

@@ -756,6 +756,21 @@ TEST_CASE("RefusesPkcs8NamingACurveAroundExplicitParameters", "[key]") {
              StatusIs(Code::kInvalidArgument, "malformed DER"));
 }
 
+TEST_CASE("RefusesPublicKeysWithExplicitCurveParametersBeforeDecoding",
+          "[key]") {
+  std::string pem = RunOpenssl(
+      "ec -pubout",
+      RunOpenssl(
+          "ecparam -name prime256v1 -genkey -noout -param_enc explicit"));
+  const std::string expected =
+      "public key has explicit EC curve parameters; explicit EC curve "
+      "parameters are not supported";
+  CHECK_THAT(PublicKey::FromPem(pem),
+             StatusIs(Code::kInvalidArgument, expected));
+  CHECK_THAT(PublicKey::FromDer(PemBody(pem)),
+             StatusIs(Code::kInvalidArgument, expected));
+}
+
 TEST_CASE("RefusesCve20220778ShapedKeyWithoutParsingIt", "[key]") {
   // ECPrivateKey with explicit prime-field parameters whose "prime" is
   // composite (697 = 17 * 41) and a compressed base point: the shape that

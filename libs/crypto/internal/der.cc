@@ -469,10 +469,11 @@ absl::Status CheckPkcs12Der(absl::string_view der, long max_mac_iterations) {
 
 absl::Status CheckSpkiAlgorithm(absl::string_view spki_der,
                                 absl::string_view what) {
-  if (!IsStrictDer(spki_der)) return Malformed(what, "SubjectPublicKeyInfo");
+  // Bytes after the SubjectPublicKeyInfo are for the caller to refuse.
   absl::string_view in = spki_der;
   Tlv spki, algorithm, oid;
-  if (!ReadTlvWithTag(&in, kDerSequence, &spki) || !in.empty()) {
+  if (!ReadTlvWithTag(&in, kDerSequence, &spki) ||
+      !IsStrictDer(spki_der.substr(0, spki_der.size() - in.size()))) {
     return Malformed(what, "SubjectPublicKeyInfo");
   }
   absl::string_view body = spki.contents;
@@ -488,23 +489,30 @@ absl::Status CheckSpkiAlgorithm(absl::string_view spki_der,
   if (!ReadTlv(&alg, &curve) || !alg.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(what,
-                     " EC key does not name its curve; use a named "
+                     " is an EC key that does not name its curve; use a named "
                      "curve"));
   }
   if (curve.tag == kDerSequence) {
     return absl::InvalidArgumentError(
         absl::StrCat(what,
-                     " key has explicit EC curve parameters; explicit "
+                     " has explicit EC curve parameters; explicit "
                      "EC curve parameters are not supported; use a "
                      "named curve"));
   }
   if (curve.tag != kDerOid) {
     return absl::InvalidArgumentError(
         absl::StrCat(what,
-                     " EC key does not name its curve; use a named "
+                     " is an EC key that does not name its curve; use a named "
                      "curve"));
   }
   return absl::OkStatus();
+}
+
+absl::Status WithMalformedContext(const absl::Status& status,
+                                  absl::string_view context) {
+  if (!absl::StartsWith(status.message(), "malformed DER")) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(context, ": ", status.message()));
 }
 
 absl::Status CheckCertificateDerKey(absl::string_view der) {
@@ -530,7 +538,8 @@ absl::Status CheckCertificateDerKey(absl::string_view der) {
   if (!ReadTlvWithTag(&t, kDerSequence, &spki)) {
     return Malformed(kWhat, "subjectPublicKeyInfo");
   }
-  return CheckSpkiAlgorithm(rest.substr(0, rest.size() - t.size()), kWhat);
+  return CheckSpkiAlgorithm(rest.substr(0, rest.size() - t.size()),
+                            "certificate key");
 }
 
 absl::Status CheckCsrDerKey(absl::string_view der) {
@@ -555,7 +564,7 @@ absl::Status CheckCsrDerKey(absl::string_view der) {
   if (!ReadTlvWithTag(&t, kDerSequence, &spki)) {
     return Malformed(kWhat, "subjectPKInfo");
   }
-  return CheckSpkiAlgorithm(rest.substr(0, rest.size() - t.size()), kWhat);
+  return CheckSpkiAlgorithm(rest.substr(0, rest.size() - t.size()), "CSR key");
 }
 
 }  // namespace certplane::crypto::internal

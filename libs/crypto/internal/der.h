@@ -52,7 +52,7 @@ bool SmallInteger(absl::string_view contents, long* value);
 
 // Checks the AlgorithmIdentifier of a DER SubjectPublicKeyInfo without
 // decoding the key: id-ecPublicKey must name its curve by OID. `what` names
-// the structure in error messages ("certificate", "CSR", "public key").
+// the key in error messages ("certificate key", "CSR key", "public key").
 absl::Status CheckSpkiAlgorithm(absl::string_view spki_der,
                                 absl::string_view what);
 
@@ -60,6 +60,10 @@ absl::Status CheckSpkiAlgorithm(absl::string_view spki_der,
 // CSR, and checks it with CheckSpkiAlgorithm. Also fails (INVALID_ARGUMENT,
 // "malformed DER ...") when the structure is not strict DER.
 absl::Status CheckCertificateDerKey(absl::string_view der);
+// `status` unchanged, unless it is a "malformed DER ..." error: then
+// "<context>: malformed DER ...", so callers keep naming their structure.
+absl::Status WithMalformedContext(const absl::Status& status,
+                                  absl::string_view context);
 absl::Status CheckCsrDerKey(absl::string_view der);
 
 // Largest PBKDF2 / PKCS#12 KDF iteration count certplane runs on input it is

@@ -1,6 +1,7 @@
 #include "libs/crypto/internal/ssl_util.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -14,9 +15,9 @@ absl::Status SslError(absl::StatusCode code, absl::string_view what) {
   while (unsigned long err = ERR_get_error()) {
     if (++count > 4) continue;
     const char* reason = ERR_reason_error_string(err);
-    absl::StrAppend(&message, first ? ": " : "; ",
-                    reason != nullptr ? reason
-                                      : absl::StrCat("error ", err).c_str());
+    absl::StrAppend(
+        &message, first ? ": " : "; ",
+        reason != nullptr ? reason : absl::StrCat("error ", err).c_str());
     first = false;
   }
   return absl::Status(code, message);
@@ -29,7 +30,8 @@ absl::Status SslInternal(absl::string_view what) {
 void ClearSslErrors() { ERR_clear_error(); }
 
 SslPtr<BIO> MemoryBio(absl::string_view data) {
-  return SslPtr<BIO>(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  return SslPtr<BIO>(
+      BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
 }
 
 std::string BioContents(BIO* bio) {
@@ -44,6 +46,33 @@ std::string BioContents(BIO* bio) {
   length = size > 0 ? static_cast<size_t>(size) : 0;
 #endif
   return std::string(reinterpret_cast<const char*>(contents), length);
+}
+
+std::optional<std::string> FirstPemBlock(
+    absl::string_view pem, std::initializer_list<absl::string_view> labels) {
+  SslPtr<BIO> bio = MemoryBio(pem);
+  if (bio == nullptr) return std::nullopt;
+  while (true) {
+    char* name = nullptr;
+    char* header = nullptr;
+    uint8_t* data = nullptr;
+    long length = 0;
+    if (PEM_read_bio(bio.get(), &name, &header, &data, &length) != 1) {
+      ClearSslErrors();
+      return std::nullopt;
+    }
+    bool wanted = false;
+    for (absl::string_view label : labels) wanted |= (label == name);
+    std::optional<std::string> der;
+    if (wanted) {
+      der.emplace(reinterpret_cast<const char*>(data),
+                  static_cast<size_t>(length));
+    }
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    if (der.has_value()) return der;
+  }
 }
 
 }  // namespace certplane::crypto::internal

@@ -15,7 +15,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -27,10 +29,10 @@ namespace certplane::crypto::internal {
 template <typename T>
 struct SslDeleter;
 
-#define CERTPLANE_SSL_DELETER(type, free_fn)              \
-  template <>                                             \
-  struct SslDeleter<type> {                               \
-    void operator()(type* ptr) const { free_fn(ptr); }    \
+#define CERTPLANE_SSL_DELETER(type, free_fn)           \
+  template <>                                          \
+  struct SslDeleter<type> {                            \
+    void operator()(type* ptr) const { free_fn(ptr); } \
   }
 
 CERTPLANE_SSL_DELETER(BIO, BIO_free_all);
@@ -106,6 +108,11 @@ void ClearSslErrors();
 SslPtr<BIO> MemoryBio(absl::string_view data);
 // Everything written to a memory BIO, as bytes.
 std::string BioContents(BIO* bio);
+
+// The DER of the first PEM block in `pem` whose label is one of `labels`
+// (other blocks are skipped), or nullopt (errors cleared) if there is none.
+std::optional<std::string> FirstPemBlock(
+    absl::string_view pem, std::initializer_list<absl::string_view> labels);
 
 }  // namespace certplane::crypto::internal
 
