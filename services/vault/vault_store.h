@@ -35,35 +35,35 @@ namespace certplane::vault {
 enum class KeyState { kActive, kDestroyed };
 
 struct KeyRecord {
-  std::string key_id;        // "k" + 32 lowercase hex characters.
-  int64_t version = 1;       // Key material version (bound into the AD).
+  std::string key_id;   // "k" + 32 lowercase hex characters.
+  int64_t version = 1;  // Key material version (bound into the AD).
   std::string owner;
   std::map<std::string, std::string> labels;
-  std::string algorithm;     // "RSA", "ECDSA", "Ed25519" (KeyAlgorithmName).
+  std::string algorithm;  // "RSA", "ECDSA", "Ed25519" (KeyAlgorithmName).
   int bits = 0;
   std::string curve;
   std::string public_key_der;  // SubjectPublicKeyInfo.
   std::string spki_sha256;     // Lowercase hex.
   KeyState state = KeyState::kActive;
-  std::string origin;          // "generated" or "imported".
+  std::string origin;  // "generated" or "imported".
   // AES-256-GCM v1 blob of the PKCS#8 DER key under the DEK; empty once
   // destroyed.
   std::string sealed_key;
   // The DEK wrapped by KEK `kek_version`; empty once destroyed.
   std::string wrapped_dek;
   int kek_version = 0;
-  std::string request_id;      // Idempotency key; may be empty.
+  std::string request_id;  // Idempotency key; may be empty.
   absl::Time create_time;
   std::optional<absl::Time> destroy_time;
 };
 
 struct AuditRecord {
   absl::Time time;
-  std::string identity;    // Caller identity (mTLS subject / SAN).
-  std::string operation;   // "GenerateKey", "ExportKey", "RotateKek", ...
-  std::string key_id;      // May be empty (RotateKek).
-  std::string result;      // "OK" or the canonical code name.
-  std::string detail;      // Human-readable; never key material.
+  std::string identity;   // Caller identity (mTLS subject / SAN).
+  std::string operation;  // "GenerateKey", "ExportKey", "RotateKek", ...
+  std::string key_id;     // May be empty (RotateKek).
+  std::string result;     // "OK" or the canonical code name.
+  std::string detail;     // Human-readable; never key material.
   std::string request_id;
 };
 
@@ -84,8 +84,8 @@ struct KeyFilter {
 };
 
 struct KeyPage {
-  std::vector<KeyRecord> keys;   // Ordered by key_id.
-  std::string next_page_token;   // Empty at the end.
+  std::vector<KeyRecord> keys;  // Ordered by key_id.
+  std::string next_page_token;  // Empty at the end.
 };
 
 class VaultStore {
