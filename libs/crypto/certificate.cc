@@ -125,6 +125,9 @@ absl::StatusOr<Certificate> Certificate::FromDer(absl::string_view der) {
 }
 
 absl::StatusOr<Certificate> Certificate::FromPem(absl::string_view pem) {
+  if (pem.size() > static_cast<size_t>(INT_MAX)) {
+    return internal::InputTooLargeOr(pem, "PEM");
+  }
   // As PEM_read_bio_X509, but the key is checked before anything decodes it.
   std::optional<std::string> der =
       internal::FirstPemBlock(pem, {"CERTIFICATE", "X509 CERTIFICATE"});
@@ -175,13 +178,14 @@ absl::StatusOr<CertificateInfo> Certificate::Describe() const {
 
 Certificate::Certificate(const Certificate& other)
     : der_(other.der_), info_(other.info_) {
-  X509_up_ref(other.x509_.get());
+  // A moved-from certificate holds nothing; its copy holds nothing either.
+  if (other.x509_ != nullptr) X509_up_ref(other.x509_.get());
   x509_.reset(other.x509_.get());
 }
 
 Certificate& Certificate::operator=(const Certificate& other) {
   if (this != &other) {
-    X509_up_ref(other.x509_.get());
+    if (other.x509_ != nullptr) X509_up_ref(other.x509_.get());
     x509_.reset(other.x509_.get());
     der_ = other.der_;
     info_ = other.info_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -241,6 +242,24 @@ TEST_CASE("ReadsPemWithTextAroundIt", "[certificate]") {
   CHECK(wrapped == plain);
   CHECK(ValueOrDie(Certificate::FromDer(plain.der())) == plain);
   CHECK(ValueOrDie(Certificate::FromPem(plain.ToPem())) == plain);
+}
+
+TEST_CASE("CopiesOfAMovedFromCertificateAreEmptyNotACrash", "[certificate]") {
+  Certificate cert = Pki().Cert("root");
+  Certificate moved = std::move(cert);
+  Certificate copy(cert);  // NOLINT(bugprone-use-after-move): on purpose.
+  CHECK(copy.native() == nullptr);
+  Certificate assigned = moved;
+  assigned = cert;  // NOLINT(bugprone-use-after-move): on purpose.
+  CHECK(assigned.native() == nullptr);
+}
+
+TEST_CASE("RefusesPemInputsOverIntMax", "[certificate]") {
+  // Only the size is looked at; the bytes past the buffer are never read.
+  std::string small = "x";
+  absl::string_view huge(small.data(), size_t{INT_MAX} + 1);
+  CHECK_THAT(Certificate::FromPem(huge),
+             StatusIs(absl::StatusCode::kInvalidArgument, "input too large"));
 }
 
 TEST_CASE("RefusesExplicitCurveParametersWithoutHanging", "[certificate]") {

@@ -457,6 +457,9 @@ absl::StatusOr<CertificateRequest> CertificateRequest::FromDer(
 
 absl::StatusOr<CertificateRequest> CertificateRequest::FromPem(
     absl::string_view pem) {
+  if (pem.size() > static_cast<size_t>(INT_MAX)) {
+    return internal::InputTooLargeOr(pem, "PEM");
+  }
   // As PEM_read_bio_X509_REQ, but the key is checked before anything decodes
   // it.
   std::optional<std::string> block = internal::FirstPemBlock(

@@ -136,6 +136,9 @@ absl::StatusOr<PublicKey> PublicKey::FromDer(absl::string_view der) {
 }
 
 absl::StatusOr<PublicKey> PublicKey::FromPem(absl::string_view pem) {
+  if (pem.size() > static_cast<size_t>(INT_MAX)) {
+    return internal::InputTooLargeOr(pem, "PEM");
+  }
   // As PEM_read_bio_PUBKEY, but the key is checked before anything decodes
   // it.
   std::optional<std::string> der = internal::FirstPemBlock(pem, {"PUBLIC KEY"});
@@ -158,13 +161,14 @@ absl::StatusOr<PublicKey> PublicKey::FromPem(absl::string_view pem) {
 }
 
 PublicKey::PublicKey(const PublicKey& other) {
-  EVP_PKEY_up_ref(other.pkey_.get());
+  // A moved-from key holds nothing; its copy holds nothing either.
+  if (other.pkey_ != nullptr) EVP_PKEY_up_ref(other.pkey_.get());
   pkey_.reset(other.pkey_.get());
 }
 
 PublicKey& PublicKey::operator=(const PublicKey& other) {
   if (this != &other) {
-    EVP_PKEY_up_ref(other.pkey_.get());
+    if (other.pkey_ != nullptr) EVP_PKEY_up_ref(other.pkey_.get());
     pkey_.reset(other.pkey_.get());
   }
   return *this;
@@ -229,7 +233,14 @@ std::string PublicKey::SpkiSha256() const {
 }
 
 bool PublicKey::operator==(const PublicKey& other) const {
-  return ToDer() == other.ToDer();
+  if (pkey_ == nullptr || other.pkey_ == nullptr) {
+    return pkey_ == other.pkey_;
+  }
+  // Compares the keys, not their encodings: an EC point may be compressed
+  // in one SubjectPublicKeyInfo and not in the other.
+  const bool equal = EVP_PKEY_cmp(pkey_.get(), other.pkey_.get()) == 1;
+  internal::ClearSslErrors();
+  return equal;
 }
 
 namespace {
@@ -997,7 +1008,7 @@ absl::StatusOr<EvpPkeyHandle> ParseDer(
 absl::StatusOr<EvpPkeyHandle> ParsePem(
     absl::string_view pem, std::optional<absl::string_view> password) {
   auto bio = internal::MemoryBio(pem);
-  if (bio == nullptr) return SslInternal("BIO_new_mem_buf");
+  if (bio == nullptr) return internal::InputTooLargeOr(pem, "BIO_new_mem_buf");
   PemBlock block;
   // Skips blocks that are not private keys (certificates, "EC PARAMETERS").
   while (true) {

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -919,6 +920,39 @@ TEST_CASE("SignaturesVerifyWithTheOpensslCli", "[key]") {
 }
 
 // --------------------------------------------------- keys and certificates
+
+TEST_CASE("CompressedPointKeyEqualsItsUncompressedForm", "[key]") {
+  const PrivateKey& key = CachedKey(KeyType::kEcdsaP256);
+  std::string compressed =
+      RunOpenssl("ec -pubout -conv_form compressed",
+                 ValueOrDie(key.ToTraditionalPem()).view());
+  PublicKey parsed = ValueOrDie(PublicKey::FromPem(compressed));
+  REQUIRE(PemBody(compressed) != key.public_key().ToDer());
+  CHECK(parsed == key.public_key());
+  CHECK_FALSE(parsed == CachedKey(KeyType::kEcdsaP384).public_key());
+}
+
+TEST_CASE("CopiesOfAMovedFromPublicKeyAreEmptyNotACrash", "[key]") {
+  PublicKey key = CachedKey(KeyType::kEcdsaP256).public_key();
+  PublicKey moved = std::move(key);
+  PublicKey copy(key);  // NOLINT(bugprone-use-after-move): on purpose.
+  CHECK(copy.native() == nullptr);
+  PublicKey assigned = moved;
+  assigned = key;  // NOLINT(bugprone-use-after-move): on purpose.
+  CHECK(assigned.native() == nullptr);
+  CHECK(assigned == copy);
+  CHECK_FALSE(assigned == moved);
+}
+
+TEST_CASE("RefusesPemInputsOverIntMaxWithoutReadingThem", "[key]") {
+  // Only the size is looked at; the bytes past the buffer are never read.
+  std::string small = "x";
+  absl::string_view huge(small.data(), size_t{INT_MAX} + 1);
+  CHECK_THAT(PublicKey::FromPem(huge),
+             StatusIs(Code::kInvalidArgument, "input too large"));
+  CHECK_THAT(PrivateKey::FromPem(huge),
+             StatusIs(Code::kInvalidArgument, "input too large"));
+}
 
 TEST_CASE("CertificateAcceptsItsOwnKeyAndRefusesAnother", "[key]") {
   for (KeyType type : kTestedTypes) {

@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <climits>
+
 #include "absl/strings/str_cat.h"
 
 namespace certplane::crypto::internal {
@@ -30,8 +32,17 @@ absl::Status SslInternal(absl::string_view what) {
 void ClearSslErrors() { ERR_clear_error(); }
 
 SslPtr<BIO> MemoryBio(absl::string_view data) {
+  if (data.size() > static_cast<size_t>(INT_MAX)) return nullptr;
   return SslPtr<BIO>(
       BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+absl::Status InputTooLargeOr(absl::string_view data, absl::string_view what) {
+  if (data.size() > static_cast<size_t>(INT_MAX)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input too large (", data.size(), " bytes; at most ", INT_MAX, ")"));
+  }
+  return SslInternal(what);
 }
 
 std::string BioContents(BIO* bio) {

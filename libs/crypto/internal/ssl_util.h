@@ -104,8 +104,12 @@ absl::Status SslInternal(absl::string_view what);
 // Discards whatever is on the thread's error queue.
 void ClearSslErrors();
 
-// A read-only memory BIO over `data` (which must outlive the BIO).
+// A read-only memory BIO over `data` (which must outlive the BIO); nullptr
+// if `data` is larger than INT_MAX bytes (or on allocation failure).
 SslPtr<BIO> MemoryBio(absl::string_view data);
+// For a null MemoryBio: INVALID_ARGUMENT "input too large ..." when `data`
+// is over INT_MAX bytes, else SslInternal(what).
+absl::Status InputTooLargeOr(absl::string_view data, absl::string_view what);
 // Everything written to a memory BIO, as bytes.
 std::string BioContents(BIO* bio);
 
