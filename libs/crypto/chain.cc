@@ -186,6 +186,11 @@ absl::Status VerifyWithLibrary(absl::Span<const Certificate> presented,
 }  // namespace
 
 absl::StatusOr<OrderedChain> OrderChain(std::vector<Certificate> bag) {
+  if (bag.size() > kMaxChainCertificates) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("too many certificates in one chain (", bag.size(), " > ",
+                     kMaxChainCertificates, ")"));
+  }
   std::vector<Certificate> certificates;
   for (Certificate& certificate : bag) {
     if (std::find(certificates.begin(), certificates.end(), certificate) ==

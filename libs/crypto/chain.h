@@ -37,8 +37,11 @@ struct OrderedChain {
 // the issuer name matches and the issuer's key verifies the signature. The
 // leaf is the one certificate that issues no other certificate in the bag;
 // when several do, the only non-CA among them is the leaf and the rest are
-// unrelated. Errors (INVALID_ARGUMENT): an empty bag; two or more leaves
-// that are not CAs (naming them); several candidate CA ends and no leaf.
+// unrelated. Errors (INVALID_ARGUMENT): an empty bag; more than
+// kMaxChainCertificates certificates (ordering is quadratic in signature
+// checks); two or more leaves that are not CAs (naming them); several
+// candidate CA ends and no leaf.
+inline constexpr size_t kMaxChainCertificates = 100;
 absl::StatusOr<OrderedChain> OrderChain(std::vector<Certificate> bag);
 
 // The certificates a verification trusts. Usually self-signed roots; an

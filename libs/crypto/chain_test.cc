@@ -46,6 +46,16 @@ TrustStore Roots(const Certificate& root) {
 
 // ----------------------------------------------------------------- ordering
 
+TEST_CASE("RefusesToOrderMoreThanAHundredCertificates", "[chain]") {
+  const auto& c = Chain();
+  std::vector<Certificate> bag(kMaxChainCertificates + 1, c.leaf.cert);
+  CHECK_THAT(OrderChain(bag),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "too many certificates in one chain (101 > 100)"));
+  bag.pop_back();
+  CHECK_THAT(OrderChain(bag), IsOk());
+}
+
 TEST_CASE("OrdersAShuffledBagWithDuplicatesLeafFirst", "[chain]") {
   const auto& c = Chain();
   OrderedChain ordered =
