@@ -314,7 +314,9 @@ bool SameSan(const SubjectAltName& a, const SubjectAltName& b) {
 }
 
 // Reserved address ranges that the Baseline Requirements forbid in publicly
-// trusted certificates (IANA special-purpose registries, main entries).
+// trusted certificates: the IANA IPv4 and IPv6 special-purpose address
+// registries (entries not globally reachable, or deprecated), plus the
+// reserved IPv6 prefixes of the IPv6 address space registry.
 bool IsReservedIp(absl::string_view text) {
   uint8_t b[16] = {};
   if (ParseIpv4(text, b)) {
@@ -323,6 +325,8 @@ bool IsReservedIp(absl::string_view text) {
            (b[0] == 169 && b[1] == 254) ||
            (b[0] == 172 && (b[1] & 0xf0) == 16) ||
            (b[0] == 192 && b[1] == 168) ||
+           (b[0] == 192 && b[1] == 0 && b[2] == 0) ||    // IETF protocol
+           (b[0] == 192 && b[1] == 88 && b[2] == 99) ||  // 6to4 relay
            (b[0] == 192 && b[1] == 0 && b[2] == 2) ||
            (b[0] == 198 && (b[1] & 0xfe) == 18) ||
            (b[0] == 198 && b[1] == 51 && b[2] == 100) ||
@@ -334,7 +338,20 @@ bool IsReservedIp(absl::string_view text) {
            (b[0] & 0xfe) == 0xfc ||                    // fc00::/7 ULA
            (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||  // fe80::/10
            b[0] == 0xff ||                             // multicast
-           (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8);
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) ||  // fec0::/10 site-local
+           // 64:ff9b::/96 NAT64 and 64:ff9b:1::/48 local-use NAT64.
+           (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b &&
+            (std::all_of(b + 4, b + 12, [](uint8_t v) { return v == 0; }) ||
+             (b[4] == 0x00 && b[5] == 0x01))) ||
+           // 100::/64 discard-only.
+           (b[0] == 0x01 && b[1] == 0x00 &&
+            std::all_of(b + 2, b + 8, [](uint8_t v) { return v == 0; })) ||
+           // 2001::/23 IETF protocol assignments (Teredo, ORCHID, ...).
+           (b[0] == 0x20 && b[1] == 0x01 && b[2] < 0x02) ||
+           (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) ||
+           (b[0] == 0x20 && b[1] == 0x02) ||                 // 2002::/16 6to4
+           (b[0] == 0x3f && b[1] == 0xff && b[2] < 0x10) ||  // 3fff::/20 doc
+           (b[0] == 0x5f && b[1] == 0x00);                   // 5f00::/16 SRv6
   }
   return false;
 }

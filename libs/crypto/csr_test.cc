@@ -655,7 +655,18 @@ TEST_CASE("PublicTrustRefusesInternalNamesAndReservedAddresses") {
                                    {SanType::kIp, "169.254.1.1"},
                                    {SanType::kIp, "::1"},
                                    {SanType::kIp, "fd00::1"},
-                                   {SanType::kIp, "fe80::1"}}) {
+                                   {SanType::kIp, "fe80::1"},
+                                   {SanType::kIp, "192.0.0.8"},
+                                   {SanType::kIp, "192.88.99.1"},
+                                   {SanType::kIp, "2002:c000:201::1"},
+                                   {SanType::kIp, "2001::1"},
+                                   {SanType::kIp, "2001:1ff::1"},
+                                   {SanType::kIp, "64:ff9b::c000:201"},
+                                   {SanType::kIp, "64:ff9b:1::1"},
+                                   {SanType::kIp, "100::1"},
+                                   {SanType::kIp, "3fff::1"},
+                                   {SanType::kIp, "5f00::1"},
+                                   {SanType::kIp, "fec0::1"}}) {
     CAPTURE(san.value);
     CertificateRequest csr = MakeCsr(key, {}, {san});
     CHECK_THAT(CheckCsrPolicy(csr, public_policy),
@@ -663,9 +674,13 @@ TEST_CASE("PublicTrustRefusesInternalNamesAndReservedAddresses") {
                         "not allowed for publicly trusted certificates"));
     CHECK_THAT(CheckCsrPolicy(csr, private_policy), IsOk());
   }
-  CHECK_THAT(CheckCsrPolicy(MakeCsr(key, {}, {{SanType::kIp, "8.8.8.8"}}),
-                            public_policy),
-             IsOk());
+  for (const char* ip : {"8.8.8.8", "192.0.3.1", "2606:4700::1", "2001:200::1",
+                         "2003::1", "100:0:0:1::1"}) {
+    CAPTURE(ip);
+    CHECK_THAT(
+        CheckCsrPolicy(MakeCsr(key, {}, {{SanType::kIp, ip}}), public_policy),
+        IsOk());
+  }
 }
 
 TEST_CASE("CsrPolicyRejectsDuplicateSans") {
