@@ -1236,6 +1236,52 @@ absl::StatusOr<std::string> PrivateKey::Sign(absl::string_view data,
   return signature;
 }
 
+absl::StatusOr<std::string> PrivateKey::SignDigest(
+    absl::string_view digest_value, absl::string_view digest) const {
+  const EVP_MD* md = DigestByName(digest);
+  if (md == nullptr) return UnknownDigestError(digest);
+  const int type = EVP_PKEY_id(pkey_.get());
+  if (type == EVP_PKEY_ED25519) {
+    return absl::InvalidArgumentError(
+        "Ed25519 signs messages, not digests; sign the data instead");
+  }
+  if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC) {
+    return absl::InvalidArgumentError(
+        "only RSA and ECDSA keys can sign a precomputed digest");
+  }
+  const size_t expected = static_cast<size_t>(EVP_MD_size(md));
+  if (digest_value.size() != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("digest value is ", digest_value.size(), " bytes; a ",
+                     digest, " digest is ", expected, " bytes"));
+  }
+  SslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new(pkey_.get(), nullptr));
+  if (ctx == nullptr) return SslInternal("EVP_PKEY_CTX_new");
+  if (EVP_PKEY_sign_init(ctx.get()) != 1) {
+    return SslInternal("EVP_PKEY_sign_init");
+  }
+  if (type == EVP_PKEY_RSA &&
+      EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1) {
+    return SslInternal("EVP_PKEY_CTX_set_rsa_padding");
+  }
+  // With the digest set, RSA signs its DigestInfo (PKCS#1 v1.5).
+  if (EVP_PKEY_CTX_set_signature_md(ctx.get(), md) != 1) {
+    return SslInternal("EVP_PKEY_CTX_set_signature_md");
+  }
+  size_t length = 0;
+  if (EVP_PKEY_sign(ctx.get(), nullptr, &length, Bytes(digest_value),
+                    digest_value.size()) != 1) {
+    return SslInternal("EVP_PKEY_sign (size)");
+  }
+  std::string signature(length, '\0');
+  if (EVP_PKEY_sign(ctx.get(), reinterpret_cast<uint8_t*>(signature.data()),
+                    &length, Bytes(digest_value), digest_value.size()) != 1) {
+    return SslInternal("EVP_PKEY_sign");
+  }
+  signature.resize(length);
+  return signature;
+}
+
 absl::Status VerifySignature(const PublicKey& key, absl::string_view data,
                              absl::string_view signature,
                              absl::string_view digest) {

@@ -122,6 +122,15 @@ class PrivateKey {
   absl::StatusOr<std::string> Sign(absl::string_view data,
                                    absl::string_view digest = "sha256") const;
 
+  // Signs a precomputed `digest_value` of the `digest` hash ("sha256",
+  // "sha384", "sha512"): RSA PKCS#1 v1.5 (with that digest's DigestInfo) or
+  // ECDSA (DER signature), the same signature Sign(data, digest) makes when
+  // `digest_value` is the hash of `data`. INVALID_ARGUMENT for an unknown
+  // digest, a `digest_value` that is not that digest's length (naming the
+  // expected length), or an Ed25519 key (Ed25519 signs messages only).
+  absl::StatusOr<std::string> SignDigest(absl::string_view digest_value,
+                                         absl::string_view digest) const;
+
   // For libs/crypto internals.
   evp_pkey_st* native() const { return pkey_.get(); }
   static PrivateKey Adopt(EvpPkeyHandle pkey) {

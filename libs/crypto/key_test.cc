@@ -1,5 +1,6 @@
 #include "libs/crypto/key.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -902,6 +903,65 @@ TEST_CASE("RejectsUnknownDigests", "[key]") {
              StatusIs(Code::kInvalidArgument, "unknown digest"));
   CHECK_THAT(VerifySignature(key.public_key(), "data", "sig", "sha1"),
              StatusIs(Code::kInvalidArgument, "unknown digest \"sha1\""));
+}
+
+// The `digest` hash of `data`, for SignDigest tests.
+std::string HashOf(absl::string_view data, absl::string_view digest) {
+  const EVP_MD* md = digest == "sha256"   ? EVP_sha256()
+                     : digest == "sha384" ? EVP_sha384()
+                                          : EVP_sha512();
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  REQUIRE(EVP_Digest(data.data(), data.size(), out, &length, md, nullptr) == 1);
+  return std::string(reinterpret_cast<const char*>(out), length);
+}
+
+TEST_CASE("SignDigestVerifiesAsASignatureOverTheMessage", "[key]") {
+  for (KeyType type :
+       {KeyType::kRsa2048, KeyType::kEcdsaP256, KeyType::kEcdsaP384}) {
+    for (absl::string_view digest : {"sha256", "sha384", "sha512"}) {
+      INFO(KeyTypeName(type) << " " << digest);
+      const PrivateKey& key = CachedKey(type);
+      std::string signature =
+          ValueOrDie(key.SignDigest(HashOf("to be signed", digest), digest));
+      CHECK_THAT(
+          VerifySignature(key.public_key(), "to be signed", signature, digest),
+          IsOk());
+      CHECK_THAT(
+          VerifySignature(key.public_key(), "to be signed!", signature, digest),
+          StatusIs(Code::kInvalidArgument, "signature does not verify"));
+    }
+  }
+}
+
+TEST_CASE("SignDigestMatchesSignForRsa", "[key]") {
+  // PKCS#1 v1.5 is deterministic: the DigestInfo must be the same.
+  const PrivateKey& key = CachedKey(KeyType::kRsa2048);
+  CHECK(ValueOrDie(key.SignDigest(HashOf("m", "sha384"), "sha384")) ==
+        ValueOrDie(key.Sign("m", "sha384")));
+}
+
+TEST_CASE("SignDigestRefusesDigestsOfTheWrongLength", "[key]") {
+  for (KeyType type : {KeyType::kRsa2048, KeyType::kEcdsaP256}) {
+    INFO(KeyTypeName(type));
+    const PrivateKey& key = CachedKey(type);
+    CHECK_THAT(key.SignDigest(std::string(31, 'x'), "sha256"),
+               StatusIs(Code::kInvalidArgument, "sha256 digest is 32 bytes"));
+    CHECK_THAT(key.SignDigest(HashOf("m", "sha256"), "sha384"),
+               StatusIs(Code::kInvalidArgument, "sha384 digest is 48 bytes"));
+    CHECK_THAT(key.SignDigest(HashOf("m", "sha256"), "sha512"),
+               StatusIs(Code::kInvalidArgument, "sha512 digest is 64 bytes"));
+    CHECK_THAT(key.SignDigest("", "sha256"),
+               StatusIs(Code::kInvalidArgument, "is 0 bytes"));
+    CHECK_THAT(key.SignDigest(HashOf("m", "sha256"), "md5"),
+               StatusIs(Code::kInvalidArgument, "unknown digest \"md5\""));
+  }
+}
+
+TEST_CASE("SignDigestRefusesEd25519", "[key]") {
+  CHECK_THAT(
+      CachedKey(KeyType::kEd25519).SignDigest(HashOf("m", "sha256"), "sha256"),
+      StatusIs(Code::kInvalidArgument, "Ed25519 signs messages, not digests"));
 }
 
 TEST_CASE("SignaturesVerifyWithTheOpensslCli", "[key]") {

@@ -1099,19 +1099,32 @@ grpc::Status VaultService::Sign(grpc::ServerContext* context,
                 absl::StrCat("digest_value: ", request->digest_value().size(),
                              " bytes; a ", digest, " digest has ", expected));
           }
-          return absl::UnimplementedError(
-              "digest_value: signing a precomputed digest is not supported "
-              "yet; send data");
         }
         CERTPLANE_ASSIGN_OR_RETURN(crypto::PrivateKey key,
                                    envelope_.Open(record));
-        CERTPLANE_ASSIGN_OR_RETURN(std::string signature,
-                                   key.Sign(request->data(), digest));
+        std::string signature;
+        std::string what;
+        if (request->input_case() == v1::SignRequest::kDigestValue) {
+          absl::StatusOr<std::string> signed_digest =
+              key.SignDigest(request->digest_value(), digest);
+          if (!signed_digest.ok()) {
+            if (signed_digest.status().code() !=
+                absl::StatusCode::kInvalidArgument) {
+              return signed_digest.status();
+            }
+            return absl::InvalidArgumentError(absl::StrCat(
+                "digest_value: ", signed_digest.status().message()));
+          }
+          signature = *std::move(signed_digest);
+          what = absl::StrCat("a precomputed ", digest, " digest");
+        } else {
+          CERTPLANE_ASSIGN_OR_RETURN(signature,
+                                     key.Sign(request->data(), digest));
+          what = absl::StrCat(request->data().size(), " bytes");
+        }
         std::string algorithm = SignatureAlgorithm(record.algorithm, digest);
-        CERTPLANE_RETURN_IF_ERROR(store_.AppendAudit(
-            Audit(call, "OK",
-                  absl::StrCat("signed ", request->data().size(),
-                               " bytes with ", algorithm))));
+        CERTPLANE_RETURN_IF_ERROR(store_.AppendAudit(Audit(
+            call, "OK", absl::StrCat("signed ", what, " with ", algorithm))));
         response->set_signature(std::move(signature));
         response->set_signature_algorithm(std::move(algorithm));
         return absl::OkStatus();

@@ -667,6 +667,59 @@ TEST_CASE("SignValidatesDigestAndInput") {
   });
 }
 
+TEST_CASE("SignsAPrecomputedDigest") {
+  // FIPS 180-2 test vectors: the SHA-256 and SHA-384 digests of "abc".
+  const std::string sha256_abc = absl::HexStringToBytes(
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string sha384_abc = absl::HexStringToBytes(
+      "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded163"
+      "1a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7");
+  ForEachBackend([&](db::Database& db) {
+    Vault vault(db, DevOptions());
+    for (common::KeyType type : {common::RSA_2048, common::ECDSA_P256}) {
+      v1::Key key = vault.Generate(type);
+      INFO(key.info().ShortDebugString());
+      crypto::PublicKey public_key =
+          ValueOrDie(crypto::PublicKey::FromPem(key.public_key_pem()));
+      v1::SignRequest request;
+      request.set_name(key.name());
+      request.set_digest_value(sha256_abc);
+      v1::SignResponse response;
+      REQUIRE_THAT(vault.Call(&Stub::Sign, request, &response), IsOk());
+      CHECK_THAT(crypto::VerifySignature(public_key, "abc",
+                                         response.signature(), "sha256"),
+                 IsOk());
+      CHECK_THAT(crypto::VerifySignature(public_key, "abd",
+                                         response.signature(), "sha256"),
+                 StatusIs(Code::kInvalidArgument));
+
+      request.set_digest("sha384");
+      request.set_digest_value(sha384_abc);
+      REQUIRE_THAT(vault.Call(&Stub::Sign, request, &response), IsOk());
+      CHECK_THAT(crypto::VerifySignature(public_key, "abc",
+                                         response.signature(), "sha384"),
+                 IsOk());
+
+      // A SHA-256 digest labelled sha384 has the wrong length.
+      request.set_digest_value(sha256_abc);
+      CHECK_THAT(vault.Call(&Stub::Sign, request, &response),
+                 StatusIs(Code::kInvalidArgument, "digest has 48"));
+      request.set_digest("sha256");
+      request.set_digest_value(sha256_abc + "x");
+      CHECK_THAT(vault.Call(&Stub::Sign, request, &response),
+                 StatusIs(Code::kInvalidArgument, "digest_value: 33 bytes"));
+    }
+
+    v1::Key ed = vault.Generate(common::ED25519);
+    v1::SignRequest ed_request;
+    ed_request.set_name(ed.name());
+    ed_request.set_digest_value(sha256_abc);
+    v1::SignResponse response;
+    CHECK_THAT(vault.Call(&Stub::Sign, ed_request, &response),
+               StatusIs(Code::kInvalidArgument, "Ed25519"));
+  });
+}
+
 TEST_CASE("ExportKeyInEveryFormatOpensOnlyWithTheRightSecret") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db, DevOptions());
