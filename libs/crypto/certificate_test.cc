@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "libs/crypto/testing/test_pki.h"
+#include "libs/testing/scratch_dir.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
@@ -35,35 +36,12 @@ using ::certplane::testing::ValueOrDie;
 // curves, SHA-1, RSA-1024, v1, empty subject, negative serial) are made at
 // test time with the openssl command-line tool in a temporary folder.
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteFile(const std::filesystem::path& path, absl::string_view data) {
-  std::ofstream out(path, std::ios::binary);
-  out << data;
-}
-
 class CliPki {
  public:
-  CliPki() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "certplane-cert-XXXXXX")
-            .string();
-    if (mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed");
-    dir_ = pattern;
-    Build();
-  }
-  ~CliPki() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
+  CliPki() { Build(); }
 
   std::string Pem(const std::string& name) const {
-    return ReadFile(dir_ / (name + ".pem"));
+    return dir_.Read(name + ".pem");
   }
   Certificate Cert(const std::string& name) const {
     return ValueOrDie(Certificate::FromPem(Pem(name)));
@@ -71,7 +49,7 @@ class CliPki {
   std::string Der(const std::string& name) const {
     Run(absl::StrCat("openssl x509 -in ", name, ".pem -outform DER -out ", name,
                      ".der"));
-    return ReadFile(dir_ / (name + ".der"));
+    return dir_.Read(name + ".der");
   }
   // notAfter as the openssl tool reports it.
   absl::Time CliNotAfter(const std::string& name) const {
@@ -87,44 +65,40 @@ class CliPki {
  private:
   // Runs `command` in the fixture folder and returns its standard output.
   std::string Run(const std::string& command) const {
-    std::string full = absl::StrCat("cd '", dir_.string(), "' && ", command,
-                                    " > cmd.out 2> cmd.log");
-    if (std::system(full.c_str()) != 0) {
-      FAIL("command failed: " << command << "\n" << ReadFile(dir_ / "cmd.log"));
-    }
-    return ReadFile(dir_ / "cmd.out");
+    return dir_.RunOrFail(command);
   }
 
   void Build() {
-    WriteFile(dir_ / "req.cnf",
-              "[req]\ndistinguished_name = dn\nx509_extensions = v3_ca\n"
-              "prompt = no\nutf8 = yes\nstring_mask = utf8only\n[dn]\n"
-              "[v3_ca]\nbasicConstraints = critical, CA:TRUE, pathlen:1\n"
-              "keyUsage = critical, keyCertSign, cRLSign\n"
-              "subjectKeyIdentifier = hash\n");
+    dir_.Write("req.cnf",
+               "[req]\ndistinguished_name = dn\nx509_extensions = v3_ca\n"
+               "prompt = no\nutf8 = yes\nstring_mask = utf8only\n[dn]\n"
+               "[v3_ca]\nbasicConstraints = critical, CA:TRUE, pathlen:1\n"
+               "keyUsage = critical, keyCertSign, cRLSign\n"
+               "subjectKeyIdentifier = hash\n");
     // A root with an RSA key.
     Run("openssl req -x509 -config req.cnf -newkey rsa:2048 -nodes "
         "-keyout root.key -out root.pem -days 30 "
         "-subj '/C=US/O=Certplane CLI/CN=CLI Root'");
     // A leaf with every extension the description shows; the SCT list holds
     // two entries (TLS encoding inside an OCTET STRING).
-    WriteFile(dir_ / "full.ext",
-              "basicConstraints = critical, CA:FALSE\n"
-              "keyUsage = critical, digitalSignature, keyEncipherment\n"
-              "extendedKeyUsage = serverAuth, clientAuth, 1.3.6.1.4.1.99999.1\n"
-              "subjectAltName = DNS:www.example.com, DNS:*.example.com, "
-              "IP:192.0.2.1, IP:2001:db8::1, email:ops@example.com, "
-              "URI:https://example.com/id, RID:1.2.3.4\n"
-              "subjectKeyIdentifier = hash\n"
-              "authorityKeyIdentifier = keyid\n"
-              "authorityInfoAccess = OCSP;URI:http://ocsp.example.com, "
-              "caIssuers;URI:http://ca.example.com/root.crt\n"
-              "crlDistributionPoints = URI:http://crl.example.com/root.crl\n"
-              "certificatePolicies = 2.23.140.1.2.2, @cps\n"
-              "1.3.6.1.4.1.11129.2.4.2 = "
-              "DER:04:0b:00:09:00:03:aa:bb:cc:00:02:dd:ee\n"
-              "[cps]\npolicyIdentifier = 1.3.6.1.4.1.99999.2\n"
-              "CPS.1 = \"https://cps.example.com/cps\"\n");
+    dir_.Write(
+        "full.ext",
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature, keyEncipherment\n"
+        "extendedKeyUsage = serverAuth, clientAuth, 1.3.6.1.4.1.99999.1\n"
+        "subjectAltName = DNS:www.example.com, DNS:*.example.com, "
+        "IP:192.0.2.1, IP:2001:db8::1, email:ops@example.com, "
+        "URI:https://example.com/id, RID:1.2.3.4\n"
+        "subjectKeyIdentifier = hash\n"
+        "authorityKeyIdentifier = keyid\n"
+        "authorityInfoAccess = OCSP;URI:http://ocsp.example.com, "
+        "caIssuers;URI:http://ca.example.com/root.crt\n"
+        "crlDistributionPoints = URI:http://crl.example.com/root.crl\n"
+        "certificatePolicies = 2.23.140.1.2.2, @cps\n"
+        "1.3.6.1.4.1.11129.2.4.2 = "
+        "DER:04:0b:00:09:00:03:aa:bb:cc:00:02:dd:ee\n"
+        "[cps]\npolicyIdentifier = 1.3.6.1.4.1.99999.2\n"
+        "CPS.1 = \"https://cps.example.com/cps\"\n");
     Run("openssl req -new -config req.cnf -newkey ec "
         "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout full.key "
         "-out full.csr -subj '/C=DE/ST=Berlin/L=Berlin/O=Exämple GmbH/"
@@ -151,30 +125,29 @@ class CliPki {
     Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
         "-out cn.pem");
     // A SAN that is not DNS: the CN must then be ignored.
-    WriteFile(dir_ / "email.ext", "subjectAltName = email:a@example.com\n");
+    dir_.Write("email.ext", "subjectAltName = email:a@example.com\n");
     Run("openssl req -new -config req.cnf -key full.key "
         "-subj '/CN=mail.example.com' -out email.csr");
     Run("openssl x509 -req -in email.csr -CA root.pem -CAkey root.key "
         "-days 3 -extfile email.ext -out email.pem");
     // Wildcards that must never match.
-    WriteFile(dir_ / "badwild.ext",
-              "subjectAltName = DNS:f*.example.com, DNS:*.com, "
-              "DNS:a.*.example.org, DNS:*, DNS:**.example.net, "
-              "DNS:exact.example.org.\n");
+    dir_.Write("badwild.ext",
+               "subjectAltName = DNS:f*.example.com, DNS:*.com, "
+               "DNS:a.*.example.org, DNS:*, DNS:**.example.net, "
+               "DNS:exact.example.org.\n");
     Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
         "-extfile badwild.ext -out badwild.pem");
     // Extensions whose contents do not decode, and an SCT list whose length
     // runs past its end.
-    WriteFile(dir_ / "garbled.ext",
-              "2.5.29.17 = DER:30:03:82:05:61\n"
-              "2.5.29.37 = DER:30:02:06\n"
-              "2.5.29.31 = DER:ff:ff\n"
-              "1.3.6.1.4.1.11129.2.4.2 = DER:04:07:00:09:00:03:aa:bb:cc\n");
+    dir_.Write("garbled.ext",
+               "2.5.29.17 = DER:30:03:82:05:61\n"
+               "2.5.29.37 = DER:30:02:06\n"
+               "2.5.29.31 = DER:ff:ff\n"
+               "1.3.6.1.4.1.11129.2.4.2 = DER:04:07:00:09:00:03:aa:bb:cc\n");
     Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
         "-extfile garbled.ext -out garbled.pem");
     // An empty SCT list.
-    WriteFile(dir_ / "nosct.ext",
-              "1.3.6.1.4.1.11129.2.4.2 = DER:04:02:00:00\n");
+    dir_.Write("nosct.ext", "1.3.6.1.4.1.11129.2.4.2 = DER:04:02:00:00\n");
     Run("openssl x509 -req -in cn.csr -CA root.pem -CAkey root.key -days 3 "
         "-extfile nosct.ext -out nosct.pem");
     // An EC key with explicit curve parameters (CVE-2022-0778 style).
@@ -186,7 +159,7 @@ class CliPki {
         "-days 3 -out explicit.pem");
   }
 
-  std::filesystem::path dir_;
+  ::certplane::testing::ScratchDir dir_{"certplane-cert"};
 };
 
 const CliPki& Pki() {

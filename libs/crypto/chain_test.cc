@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "libs/crypto/testing/test_pki.h"
+#include "libs/testing/scratch_dir.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
@@ -286,30 +287,12 @@ TEST_CASE("NamesAHostnameMismatch", "[chain]") {
 // PEM files it wrote, for chains certplane's own issuing code refuses to make.
 std::vector<Certificate> CertificatesFromScript(
     const std::string& script, const std::vector<std::string>& names) {
-  std::string pattern =
-      (std::filesystem::temp_directory_path() / "certplane-chain-XXXXXX")
-          .string();
-  REQUIRE(mkdtemp(pattern.data()) != nullptr);
-  std::filesystem::path dir = pattern;
-  std::string command =
-      absl::StrCat("cd '", pattern, "' && (", script, ") > log.txt 2>&1");
-  int rc = std::system(command.c_str());
+  ::certplane::testing::ScratchDir dir("certplane-chain");
+  dir.RunOrFail(script);
   std::vector<Certificate> out;
   for (const std::string& name : names) {
-    std::ifstream in(dir / name, std::ios::binary);
-    std::ostringstream pem;
-    pem << in.rdbuf();
-    auto cert = Certificate::FromPem(pem.str());
-    if (rc != 0 || !cert.ok()) {
-      std::ifstream log(dir / "log.txt");
-      std::ostringstream text;
-      text << log.rdbuf();
-      std::filesystem::remove_all(dir);
-      FAIL("script failed (" << rc << "): " << text.str());
-    }
-    out.push_back(*std::move(cert));
+    out.push_back(ValueOrDie(Certificate::FromPem(dir.Read(name))));
   }
-  std::filesystem::remove_all(dir);
   return out;
 }
 

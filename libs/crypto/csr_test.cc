@@ -20,6 +20,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "libs/crypto/testing/test_pki.h"
+#include "libs/testing/scratch_dir.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
@@ -428,22 +429,13 @@ TEST_CASE("RejectsCsrWithExplicitCurveParameters") {
 // A DER CSR made by the openssl command-line tool: `keygen` writes key.pem,
 // then `openssl req` signs a CSR for CN=a.example.com with `san`.
 std::string CsrFromCli(const std::string& keygen, const std::string& san) {
-  std::string dir =
-      (std::filesystem::temp_directory_path() / "certplane-csr-XXXXXX")
-          .string();
-  REQUIRE(mkdtemp(dir.data()) != nullptr);
-  std::string command = absl::StrCat(
-      "cd '", dir, "' && ", keygen,
+  ::certplane::testing::ScratchDir dir("certplane-csr");
+  dir.RunOrFail(absl::StrCat(
+      keygen,
       " && openssl req -new -key key.pem -subj /CN=a.example.com -addext "
       "'subjectAltName=",
-      san, "' -outform DER -out csr.der");
-  int rc = std::system(command.c_str());
-  std::ifstream in(std::filesystem::path(dir) / "csr.der", std::ios::binary);
-  std::string der((std::istreambuf_iterator<char>(in)),
-                  std::istreambuf_iterator<char>());
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
-  REQUIRE(rc == 0);
+      san, "' -outform DER -out csr.der"));
+  std::string der = dir.Read("csr.der");
   REQUIRE_FALSE(der.empty());
   return der;
 }

@@ -23,12 +23,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "libs/testing/scratch_dir.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
 namespace {
 
 using ::certplane::testing::IsOk;
+using ::certplane::testing::ReadFileContents;
+using ::certplane::testing::ScratchDir;
 using ::certplane::testing::StatusIs;
 using ::certplane::testing::ValueOrDie;
 using Code = absl::StatusCode;
@@ -36,42 +39,22 @@ using Code = absl::StatusCode;
 constexpr absl::string_view kNotRecognised =
     "not a recognised certificate format (tried PEM, DER, PKCS#7, PKCS#12)";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteFile(const std::string& path, absl::string_view data) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
 // Test material made with the openssl CLI, once per test process, in a
 // temporary directory removed at exit. Chain: root -> intermediate -> leaf,
 // all ECDSA P-256.
 class CliPki {
  public:
   static const CliPki& Get() {
-    static const CliPki* const pki = new CliPki();
-    return *pki;
+    static const CliPki pki;
+    return pki;
   }
 
   // Runs `command` (a shell command) in the directory; true on exit 0.
-  bool Run(const std::string& command) const {
-    const std::string full =
-        absl::StrCat("cd '", dir_, "' && (", command, ") >>cli.log 2>&1");
-    return std::system(full.c_str()) == 0;
-  }
-  std::string Path(absl::string_view name) const {
-    return absl::StrCat(dir_, "/", name);
-  }
-  std::string Read(absl::string_view name) const {
-    return ReadFile(Path(name));
-  }
+  bool Run(const std::string& command) const { return dir_.Run(command).ok(); }
+  std::string Path(absl::string_view name) const { return dir_.Path(name); }
+  std::string Read(absl::string_view name) const { return dir_.Read(name); }
   void Write(absl::string_view name, absl::string_view data) const {
-    WriteFile(Path(name), data);
+    dir_.Write(name, data);
   }
   bool ok() const { return ok_; }
 
@@ -79,11 +62,6 @@ class CliPki {
 
  private:
   CliPki() {
-    char templ[] = "/tmp/certplane-formats-XXXXXX";
-    const char* made = mkdtemp(templ);
-    if (made == nullptr) return;
-    dir_ = made;
-    std::atexit([] { std::system(("rm -rf '" + Get().dir_ + "'").c_str()); });
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
     ok_ =
         Run("printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,"
@@ -124,7 +102,7 @@ class CliPki {
     }
   }
 
-  std::string dir_;
+  ScratchDir dir_{"certplane-formats"};
   bool ok_ = false;
 };
 
@@ -671,11 +649,12 @@ TEST_CASE("WritePkcs12 defaults to a high iteration count") {
 TEST_CASE("legacy PKCS#12 without the legacy provider", "[.no-legacy]") {
   const char* path = std::getenv("CERTPLANE_LEGACY_P12");
   REQUIRE(path != nullptr);
-  CHECK_THAT(ReadPkcs12(ReadFile(path), "secret"),
+  CHECK_THAT(ReadPkcs12(ReadFileContents(path), "secret"),
              StatusIs(Code::kFailedPrecondition,
                       "OpenSSL's legacy provider could not be loaded"));
-  CHECK_THAT(ReadPkcs12(ReadFile(std::string(path) + ".modern"), "secret"),
-             IsOk());
+  CHECK_THAT(
+      ReadPkcs12(ReadFileContents(std::string(path) + ".modern"), "secret"),
+      IsOk());
 }
 
 // Run in a child process (see the next test), so that nothing else has
@@ -685,10 +664,11 @@ TEST_CASE("legacy provider is loaded only for legacy PKCS#12",
   const char* path = std::getenv("CERTPLANE_LEGACY_P12");
   REQUIRE(path != nullptr);
   REQUIRE(OSSL_PROVIDER_available(nullptr, "legacy") == 0);
-  CHECK_THAT(ReadPkcs12(ReadFile(std::string(path) + ".modern"), "secret"),
-             IsOk());
+  CHECK_THAT(
+      ReadPkcs12(ReadFileContents(std::string(path) + ".modern"), "secret"),
+      IsOk());
   CHECK(OSSL_PROVIDER_available(nullptr, "legacy") == 0);
-  CHECK_THAT(ReadPkcs12(ReadFile(path), "secret"), IsOk());
+  CHECK_THAT(ReadPkcs12(ReadFileContents(path), "secret"), IsOk());
   CHECK(OSSL_PROVIDER_available(nullptr, "legacy") == 1);
 }
 
