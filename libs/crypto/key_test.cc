@@ -22,6 +22,7 @@
 #include "absl/strings/str_replace.h"
 #include "libs/crypto/certificate.h"
 #include "libs/crypto/testing/test_pki.h"
+#include "libs/testing/scratch_dir.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
@@ -39,32 +40,16 @@ constexpr absl::string_view kPassword = "correct horse battery staple";
 // A scratch directory for files handed to the openssl CLI, removed when the
 // test binary exits.
 const std::string& ScratchDir() {
-  struct Dir {
-    std::string path;
-    ~Dir() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static const Dir dir = [] {
-    char path[] = "/tmp/certplane_key_test_XXXXXX";
-    const char* made = mkdtemp(path);
-    if (made == nullptr) FAIL("mkdtemp failed");
-    return Dir{made};
-  }();
-  return dir.path;
+  static const ::certplane::testing::ScratchDir dir("certplane-key");
+  return dir.path();
 }
 
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
+  return ::certplane::testing::ReadFileContents(path);
 }
 
 void WriteFile(const std::string& path, absl::string_view data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+  ::certplane::testing::WriteFileContents(path, data);
 }
 
 // Runs `openssl <args>` with `input` on stdin and returns its stdout; the
