@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1309,8 +1310,14 @@ TEST_CASE("KillDuringKekRotationLeavesEveryKeyUsableAndRestartFinishes") {
       REQUIRE_THAT(vault->Call(&Stub::GenerateKey, request, &key), IsOk());
       names.push_back(key.name());
     }
-    // Kill points from "before RotateKek is handled" to "mid-rewrap".
-    for (int delay_ms : {0, 1, 2, 4, 8, 15, 30}) {
+    // Kill points at random from "before RotateKek is handled" to
+    // "mid-rewrap"; the seed is printed so a failure can be replayed.
+    const unsigned seed = std::random_device{}();
+    INFO("kill-point seed " << seed);
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> kill_after_ms(0, 40);
+    for (int round = 0; round < 7; ++round) {
+      const int delay_ms = kill_after_ms(rng);
       INFO("killed " << delay_ms << " ms after RotateKek was sent");
       std::thread rotate([&] {
         v1::KekStatus status;
