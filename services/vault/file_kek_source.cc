@@ -1,6 +1,7 @@
 #include "services/vault/file_kek_source.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -460,8 +462,43 @@ absl::StatusOr<crypto::SecretBytes> FileKekSource::Unwrap(
   return ring_.Unwrap(version, wrapped, associated_data);
 }
 
+// Holds an exclusive flock(2) on the KEK file's directory while alive, so
+// that vault processes sharing one KEK file rotate it one at a time
+// (rotate_mu_ only orders threads of one process). The directory, not the
+// file, is locked because rotation renames a new file over the old one.
+class FileRotationLock {
+ public:
+  static absl::StatusOr<FileRotationLock> Acquire(const std::string& path) {
+    const std::string lock_path =
+        std::filesystem::path(path).parent_path().string();
+    int fd = ::open(lock_path.empty() ? "." : lock_path.c_str(),
+                    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", lock_path));
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      absl::Status status =
+          ErrnoStatus(errno, absl::StrCat("locking ", lock_path));
+      ::close(fd);
+      return status;
+    }
+    return FileRotationLock(fd);
+  }
+  FileRotationLock(FileRotationLock&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)) {}
+  FileRotationLock& operator=(FileRotationLock&&) = delete;
+  ~FileRotationLock() {
+    if (fd_ >= 0) ::close(fd_);  // Closing releases the flock.
+  }
+
+ private:
+  explicit FileRotationLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 absl::StatusOr<int> FileKekSource::CreateVersion() {
   absl::MutexLock lock(&rotate_mu_);
+  absl::StatusOr<FileRotationLock> file_lock = FileRotationLock::Acquire(path_);
+  if (!file_lock.ok()) return file_lock.status();
   // Start from what is on disk, so that the file stays the source of truth;
   // it must still hold every version this process uses.
   absl::StatusOr<crypto::SecretBytes> contents = ReadPrivateFile(path_);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -188,6 +189,37 @@ TEST_CASE("FileKekSource rotations from several threads get distinct versions",
   CHECK(created == std::set<int>{2, 3, 4, 5});
   CHECK(ValueOrDie(ValueOrDie(FileKekSource::Open(path))->Versions()) ==
         std::vector<int>{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("FileKekSource rotations from two processes' sources lose no version",
+          "[file_kek]") {
+  // Two sources opened separately on one file stand for two vault
+  // processes: rotate_mu_ does not order them, only the file lock does.
+  TempDir dir;
+  std::string path =
+      WriteFile(dir.File("kek"), absl::StrCat("v1 ", kKey1, "\n"));
+  auto a = ValueOrDie(FileKekSource::Open(path));
+  auto b = ValueOrDie(FileKekSource::Open(path));
+  constexpr int kRotations = 10;
+  std::vector<absl::StatusOr<int>> from_a, from_b;
+  std::thread ta([&] {
+    for (int i = 0; i < kRotations; ++i) from_a.push_back(a->CreateVersion());
+  });
+  std::thread tb([&] {
+    for (int i = 0; i < kRotations; ++i) from_b.push_back(b->CreateVersion());
+  });
+  ta.join();
+  tb.join();
+  std::set<int> created;
+  for (const auto& r : from_a) created.insert(ValueOrDie(r));
+  for (const auto& r : from_b) created.insert(ValueOrDie(r));
+  CHECK(created.size() == 2 * kRotations);
+  // Every version either source handed out is on disk.
+  std::vector<int> on_disk =
+      ValueOrDie(ValueOrDie(FileKekSource::Open(path))->Versions());
+  for (int version : created) {
+    CHECK(std::find(on_disk.begin(), on_disk.end(), version) != on_disk.end());
+  }
 }
 
 TEST_CASE("FileKekSource ignores a temporary file left by a crashed rotation",
