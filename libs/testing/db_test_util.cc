@@ -46,6 +46,14 @@ int NextId() {
 
 }  // namespace
 
+// Declared in postgres_fixture.h; defined here so that the fixture itself
+// needs no Catch2 (benchmarks start the same server).
+const PostgresServer& SharedPostgres() {
+  absl::StatusOr<const PostgresServer*> server = StartSharedPostgres();
+  if (!server.ok()) FAIL(server.status().ToString());
+  return **server;
+}
+
 db::DatabaseOptions TestDatabaseOptions() {
   db::DatabaseOptions options;
   options.service = "test";

@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -314,12 +313,6 @@ absl::StatusOr<const PostgresServer*> StartSharedPostgres() {
                      started->status().message()));
   }
   return &(**started)->server;
-}
-
-const PostgresServer& SharedPostgres() {
-  absl::StatusOr<const PostgresServer*> server = StartSharedPostgres();
-  if (!server.ok()) FAIL(server.status().ToString());
-  return **server;
 }
 
 absl::StatusOr<std::string> CreateDatabase(absl::string_view name) {

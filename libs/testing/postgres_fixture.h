@@ -43,7 +43,8 @@ struct PostgresServer {
 absl::StatusOr<const PostgresServer*> StartSharedPostgres();
 
 // As StartSharedPostgres(), but FAILs the current Catch2 test with the
-// reason when the server cannot start.
+// reason when the server cannot start. (Defined in db_test_util.cc, so the
+// rest of this file needs no Catch2 and benchmarks can start the server.)
 const PostgresServer& SharedPostgres();
 
 // Creates an empty database `name` (letters, digits, '_') on the shared
