@@ -49,6 +49,7 @@ class ChildProcess {
   // The exit code; "killed by signal N" is INTERNAL; DEADLINE_EXCEEDED when
   // still running after `timeout`.
   absl::StatusOr<int> WaitForExit(absl::Duration timeout);
+  pid_t pid() const { return pid_; }
 
  private:
   ChildProcess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
