@@ -21,6 +21,7 @@
 #include "libs/crypto/ecies.h"
 #include "libs/crypto/formats.h"
 #include "libs/crypto/key.h"
+#include "libs/crypto_proto/crypto_proto.h"
 #include "libs/server/json_log.h"
 #include "libs/server/request_id.h"
 #include "libs/status/grpc_status.h"
@@ -225,13 +226,6 @@ void SetTimestamp(absl::Time time, google::protobuf::Timestamp* out) {
                                       absl::Nanoseconds(1)));
 }
 
-common::KeyAlgorithm AlgorithmToProto(absl::string_view algorithm) {
-  if (algorithm == "RSA") return common::RSA;
-  if (algorithm == "ECDSA") return common::ECDSA;
-  if (algorithm == "Ed25519") return common::EDDSA_ED25519;
-  return common::KEY_ALGORITHM_UNSPECIFIED;
-}
-
 absl::StatusOr<v1::Key> KeyToProto(const KeyRecord& record) {
   v1::Key key;
   key.set_name(absl::StrCat("keys/", record.key_id));
@@ -241,7 +235,8 @@ absl::StatusOr<v1::Key> KeyToProto(const KeyRecord& record) {
   for (const auto& [name, value] : record.labels) {
     (*key.mutable_labels())[name] = value;
   }
-  key.mutable_info()->set_algorithm(AlgorithmToProto(record.algorithm));
+  key.mutable_info()->set_algorithm(
+      crypto_proto::KeyAlgorithmNameToProto(record.algorithm));
   key.mutable_info()->set_bits(record.bits);
   key.mutable_info()->set_curve(record.curve);
   absl::StatusOr<crypto::PublicKey> public_key =
