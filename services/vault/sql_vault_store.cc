@@ -3,7 +3,6 @@
 #include <soci/soci.h>
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "libs/db/database.h"
+#include "libs/db/sql_params.h"
 #include "services/vault/vault_store.h"
 
 namespace certplane::vault {
@@ -190,67 +190,6 @@ absl::Status CheckNewKey(const KeyRecord& r) {
 // ---------------------------------------------------------------------------
 // SQL helpers.
 
-// Parameters for a statement whose SQL is built at run time. Each value is
-// bound by name (":p<n>"), so the order in which placeholders appear in the
-// SQL does not matter. Values live in deques, so the references SOCI keeps
-// stay valid while more are added.
-class Params {
- public:
-  // Returns the placeholder to put into the SQL.
-  std::string Add(std::string value) {
-    strings_.push_back(std::move(value));
-    return Name(&strings_.back(), nullptr);
-  }
-  std::string Add(long long value) {
-    ints_.push_back(value);
-    return Name(nullptr, &ints_.back());
-  }
-  void BindTo(soci::statement& st) {
-    for (const Bound& b : bound_) {
-      if (b.string_value != nullptr) {
-        st.exchange(soci::use(*b.string_value, b.name));
-      } else {
-        st.exchange(soci::use(*b.int_value, b.name));
-      }
-    }
-  }
-
- private:
-  struct Bound {
-    std::string name;
-    std::string* string_value;
-    long long* int_value;
-  };
-  std::string Name(std::string* s, long long* i) {
-    bound_.push_back({absl::StrCat("p", bound_.size() + 1), s, i});
-    return absl::StrCat(":", bound_.back().name);
-  }
-
-  std::deque<std::string> strings_;
-  std::deque<long long> ints_;
-  std::vector<Bound> bound_;
-};
-
-// Runs a prepared statement with `params` and returns the affected rows.
-long long Execute(soci::session& sql, const std::string& query,
-                  Params& params) {
-  soci::statement st(sql);
-  params.BindTo(st);
-  st.alloc();
-  st.prepare(query);
-  st.define_and_bind();
-  st.execute(true);
-  if (sql.get_backend_name() == "sqlite3") {
-    // SOCI 4.0's SQLite backend does not always report the count of an
-    // UPDATE it ran; ask SQLite directly (same connection, same
-    // transaction).
-    long long changed = 0;
-    sql << "SELECT changes()", soci::into(changed);
-    return changed;
-  }
-  return st.get_affected_rows();
-}
-
 std::string KeyColumns(Dialect d) {
   return absl::StrCat(
       "key_id, version, owner, algorithm, bits, curve, ",
@@ -262,7 +201,7 @@ std::string KeyColumns(Dialect d) {
 // Loads the labels of `keys` (all from the current transaction).
 void LoadLabels(soci::session& sql, std::vector<KeyRecord>& keys) {
   if (keys.empty()) return;
-  Params params;
+  db::SqlParams params;
   std::vector<std::string> placeholders;
   std::map<std::string, KeyRecord*> by_id;
   for (KeyRecord& k : keys) {
@@ -292,7 +231,7 @@ void LoadLabels(soci::session& sql, std::vector<KeyRecord>& keys) {
 absl::StatusOr<std::vector<KeyRecord>> QueryKeys(soci::session& sql,
                                                  Dialect dialect,
                                                  absl::string_view tail,
-                                                 Params& params) {
+                                                 db::SqlParams& params) {
   std::string key_id, owner, algorithm, curve, public_key_hex, spki, state,
       origin, sealed_hex, wrapped_hex, request_id;
   long long version = 0, create_us = 0, destroy_us = 0;
@@ -377,12 +316,12 @@ void InsertAudit(soci::session& sql, const AuditRecord& audit) {
 // Counts one encryption under KEK `version`; FAILED_PRECONDITION when the
 // version was never recorded.
 absl::Status CountEncryption(soci::session& sql, int version) {
-  Params params;
+  db::SqlParams params;
   std::string query = absl::StrCat(
       "UPDATE kek_versions SET encryption_count = "
       "encryption_count + 1 WHERE version = ",
       params.Add(static_cast<long long>(version)));
-  if (Execute(sql, query, params) == 0) {
+  if (db::ExecuteWithParams(sql, query, params) == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("KEK version ", version, " is not recorded in the vault"));
   }
@@ -435,7 +374,7 @@ class SqlVaultStore final : public VaultStore {
       if (absl::Status s = CountEncryption(sql, record.kek_version); !s.ok()) {
         return s;
       }
-      Params p;
+      db::SqlParams p;
       std::vector<std::string> v = {
           p.Add(record.key_id),
           p.Add(static_cast<long long>(record.version)),
@@ -453,14 +392,15 @@ class SqlVaultStore final : public VaultStore {
           p.Add(record.request_id),
           p.Add(static_cast<long long>(absl::ToUnixMicros(record.create_time))),
       };
-      Execute(sql,
-              absl::StrCat("INSERT INTO keys (key_id, version, owner, "
-                           "algorithm, bits, curve, public_key_der, "
-                           "spki_sha256, state, origin, sealed_key, "
-                           "wrapped_dek, kek_version, request_id, "
-                           "create_time_us) VALUES (",
-                           absl::StrJoin(v, ", "), ")"),
-              p);
+      db::ExecuteWithParams(
+          sql,
+          absl::StrCat("INSERT INTO keys (key_id, version, owner, "
+                       "algorithm, bits, curve, public_key_der, "
+                       "spki_sha256, state, origin, sealed_key, "
+                       "wrapped_dek, kek_version, request_id, "
+                       "create_time_us) VALUES (",
+                       absl::StrJoin(v, ", "), ")"),
+          p);
       for (const auto& [name, value] : record.labels) {
         sql << "INSERT INTO key_labels (key_id, name, value) "
                "VALUES (:k, :n, :v)",
@@ -476,7 +416,7 @@ class SqlVaultStore final : public VaultStore {
     absl::StatusOr<std::vector<KeyRecord>> found;
     absl::Status s = db_.Transact(
         [&](soci::session& sql) -> absl::Status {
-          Params p;
+          db::SqlParams p;
           std::string tail =
               absl::StrCat("WHERE key_id = ", p.Add(std::string(key_id)));
           found = QueryKeys(sql, db_.dialect(), tail, p);
@@ -498,7 +438,7 @@ class SqlVaultStore final : public VaultStore {
     absl::StatusOr<std::vector<KeyRecord>> found;
     absl::Status s = db_.Transact(
         [&](soci::session& sql) -> absl::Status {
-          Params p;
+          db::SqlParams p;
           std::string tail = absl::StrCat("WHERE request_id = ",
                                           p.Add(std::string(request_id)));
           found = QueryKeys(sql, db_.dialect(), tail, p);
@@ -525,7 +465,7 @@ class SqlVaultStore final : public VaultStore {
     absl::StatusOr<std::vector<KeyRecord>> found;
     absl::Status s = db_.Transact(
         [&](soci::session& sql) -> absl::Status {
-          Params p;
+          db::SqlParams p;
           std::vector<std::string> where = {
               absl::StrCat("key_id > ", p.Add(after))};
           if (!filter.owner.empty()) {
@@ -575,7 +515,7 @@ class SqlVaultStore final : public VaultStore {
     const Dialect d = db_.dialect();
     const std::string id(key_id);
     return db_.Transact([&](soci::session& sql) -> absl::Status {
-      Params p;
+      db::SqlParams p;
       std::string empty_hex = BytesIn(d, p.Add(std::string()));
       std::string query = absl::StrCat(
           "UPDATE keys SET state = 'destroyed', sealed_key = ", empty_hex,
@@ -583,7 +523,7 @@ class SqlVaultStore final : public VaultStore {
           ", destroy_time_us = ",
           p.Add(static_cast<long long>(absl::ToUnixMicros(when))),
           " WHERE key_id = ", p.Add(id), " AND state = 'active'");
-      if (Execute(sql, query, p) == 0) {
+      if (db::ExecuteWithParams(sql, query, p) == 0) {
         if (!KeyStateOf(sql, id).has_value()) {
           return absl::NotFoundError(absl::StrCat("no key ", id));
         }
@@ -614,7 +554,7 @@ class SqlVaultStore final : public VaultStore {
       if (absl::Status s = CountEncryption(sql, new_kek_version); !s.ok()) {
         return s;
       }
-      Params p;
+      db::SqlParams p;
       std::string query = absl::StrCat(
           "UPDATE keys SET wrapped_dek = ",
           BytesIn(d, p.Add(absl::BytesToHexString(wrapped_dek))),
@@ -622,7 +562,7 @@ class SqlVaultStore final : public VaultStore {
           " WHERE key_id = ", p.Add(id), " AND state = 'active'",
           " AND kek_version = ",
           p.Add(static_cast<long long>(expected_kek_version)));
-      if (Execute(sql, query, p) == 1) return absl::OkStatus();
+      if (db::ExecuteWithParams(sql, query, p) == 1) return absl::OkStatus();
       int current = 0;
       std::optional<std::string> state = KeyStateOf(sql, id, &current);
       if (!state.has_value()) {
@@ -648,7 +588,7 @@ class SqlVaultStore final : public VaultStore {
     absl::StatusOr<std::vector<KeyRecord>> found;
     absl::Status s = db_.Transact(
         [&](soci::session& sql) -> absl::Status {
-          Params p;
+          db::SqlParams p;
           std::string tail = absl::StrCat(
               "WHERE state = 'active' AND kek_version < ",
               p.Add(static_cast<long long>(version)), " ORDER BY key_id LIMIT ",

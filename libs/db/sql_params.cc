@@ -1,0 +1,56 @@
+#include "libs/db/sql_params.h"
+
+#include <soci/soci.h>
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace certplane::db {
+
+std::string SqlParams::Add(std::string value) {
+  strings_.push_back(std::move(value));
+  return Name(&strings_.back(), nullptr);
+}
+
+std::string SqlParams::Add(long long value) {
+  ints_.push_back(value);
+  return Name(nullptr, &ints_.back());
+}
+
+void SqlParams::BindTo(soci::statement& statement) {
+  for (const Bound& b : bound_) {
+    if (b.string_value != nullptr) {
+      statement.exchange(soci::use(*b.string_value, b.name));
+    } else {
+      statement.exchange(soci::use(*b.int_value, b.name));
+    }
+  }
+}
+
+std::string SqlParams::Name(std::string* s, long long* i) {
+  bound_.push_back({absl::StrCat("p", bound_.size() + 1), s, i});
+  return absl::StrCat(":", bound_.back().name);
+}
+
+long long ExecuteWithParams(soci::session& session, const std::string& sql,
+                            SqlParams& params) {
+  soci::statement st(session);
+  params.BindTo(st);
+  st.alloc();
+  st.prepare(sql);
+  st.define_and_bind();
+  st.execute(true);
+  if (session.get_backend_name() == "sqlite3") {
+    // SOCI 4.0's SQLite backend does not always report the count of a
+    // statement it ran; ask SQLite directly (same connection, same
+    // transaction).
+    long long changed = 0;
+    session << "SELECT changes()", soci::into(changed);
+    return changed;
+  }
+  return st.get_affected_rows();
+}
+
+}  // namespace certplane::db
