@@ -15,3 +15,41 @@ certplane_cc_test(
   SRCS importer_test.cc
   DEPS certplane::inventory_importer certplane::crypto_test_pki
 )
+
+# The gRPC handlers.
+certplane_cc_library(
+  NAME inventory_service
+  SRCS inventory_service.cc
+  HDRS inventory_service.h
+  DEPS certplane::inventory_v1_proto certplane::vault_v1_proto
+       certplane::inventory_importer certplane::crypto absl::status
+       absl::statusor absl::synchronization absl::time absl::flat_hash_map
+  PRIVATE_DEPS certplane::crypto_proto certplane::server
+       certplane::grpc_status absl::strings gRPC::grpc++
+)
+
+# The binary and the service test need the SQL store (store.cmake).
+if(NOT TARGET certplane_inventory_store)
+  return()
+endif()
+
+certplane_cc_binary(
+  NAME certplane_inventory
+  OUTPUT_NAME certplane-inventory
+  SRCS main.cc
+  DEPS certplane::inventory_service certplane::inventory_store
+       certplane::server certplane::json_log certplane::db absl::flags
+       absl::status gRPC::grpc++
+)
+
+certplane_cc_test(
+  NAME inventory_service_test
+  SRCS inventory_service_test.cc
+  DEPS certplane::inventory_service certplane::inventory_store
+       certplane::vault_service certplane::vault_store certplane::vault_kek
+       certplane::vault_policy certplane::testing_db certplane::server
+       certplane::crypto certplane::crypto_test_pki certplane::grpc_status
+       gRPC::grpc++ certplane_soci
+  LABELS postgres
+  TIMEOUT 900
+)
