@@ -3,7 +3,11 @@
 // SQL store, on SQLite and PostgreSQL (ForEachBackend).
 #include "services/inventory/inventory_service.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <soci/soci.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +38,7 @@
 #include "libs/db/migrate.h"
 #include "libs/server/server_options.h"
 #include "libs/server/server_runner.h"
+#include "libs/server/testing/test_client.h"
 #include "libs/status/grpc_status.h"
 #include "libs/testing/db_test_util.h"
 #include "libs/testing/status_matchers.h"
@@ -131,6 +136,7 @@ class Vault {
   }
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  int port() { return runner_->port(); }
 
   std::vector<vault::v1::Key> Keys() {
     grpc::ClientContext context;
@@ -180,13 +186,16 @@ InventoryServiceOptions TestOptions(const std::string& vault_identity) {
 // The inventory on loopback over `db`, talking to `vault`.
 class Inventory {
  public:
-  Inventory(db::Database& db, Vault& vault,
+  // `vault` null: an inventory without a vault.
+  Inventory(db::Database& db, Vault* vault,
             const std::string& vault_identity = "inventory")
       : db_(db) {
     REQUIRE_THAT(db::Migrate(db, InventoryMigrations()), IsOk());
     store_ = NewSqlInventoryStore(&db);
     service_ = std::make_unique<InventoryService>(
-        *store_, vault::v1::VaultService::NewStub(vault.channel()),
+        *store_,
+        vault == nullptr ? nullptr
+                         : vault::v1::VaultService::NewStub(vault->channel()),
         [] { return absl::Now(); }, TestOptions(vault_identity));
     runner_ = Serve(service_.get(), v1::InventoryService::service_full_name());
     stub_ = v1::InventoryService::NewStub(Channel(*runner_));
@@ -422,7 +431,7 @@ bool HoldsKey(const std::string& dump, const crypto::PrivateKey& key) {
 TEST_CASE("ImportsEveryFormatWithKeysInTheVaultAndBadFilesReportedAlone") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain pem = Chain("pem.example.com");
     TestChain der = Chain("der.example.com");
     TestChain p7 = Chain("p7.example.com");
@@ -541,7 +550,7 @@ TEST_CASE("ImportsEveryFormatWithKeysInTheVaultAndBadFilesReportedAlone") {
 TEST_CASE("ReimportingIsIdempotentAndAddsAMissingKey") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain chain = Chain("again.example.com");
 
     // First the certificate alone, then with its key, then both again.
@@ -593,7 +602,7 @@ TEST_CASE("ReimportingIsIdempotentAndAddsAMissingKey") {
 TEST_CASE("DryRunPreviewsAndStoresNothing") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain known = Chain("known.example.com");
     TestChain fresh = Chain("fresh.example.com");
     ImportOne(inventory, "known.pem", known.leaf.cert.ToPem());
@@ -632,7 +641,7 @@ TEST_CASE("DryRunPreviewsAndStoresNothing") {
 TEST_CASE("CompletesChainsFromAPreviouslyImportedCa") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain chain = Chain("later.example.com");
 
     v1::ImportCertificatesResponse cas = inventory.Import(ImportOf(
@@ -674,7 +683,7 @@ TEST_CASE("CompletesChainsFromAPreviouslyImportedCa") {
 TEST_CASE("ImportValidatesTheRequest") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     v1::ImportCertificatesResponse response;
     CHECK_THAT(inventory.Call(&Stub::ImportCertificates,
                               v1::ImportCertificatesRequest(), &response),
@@ -709,7 +718,7 @@ TEST_CASE("ImportValidatesTheRequest") {
 TEST_CASE("TargetAddsTheLeafAsANewVersion") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain chain = Chain("renew.example.com");
     std::string name = ImportOne(inventory, "v1.pem", chain.leaf.cert.ToPem());
 
@@ -764,7 +773,7 @@ TEST_CASE("TargetAddsTheLeafAsANewVersion") {
 TEST_CASE("ExportsEveryFormatAndTheKeyFromTheVault") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain chain = Chain("export.example.com");
     std::string name = ImportOne(inventory, "full.pem", FullPem(chain));
 
@@ -858,7 +867,7 @@ TEST_CASE("ExportPassesTheVaultsRefusalThrough") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
     // This inventory's vault identity may import keys but not export them.
-    Inventory inventory(db, vault, "restricted");
+    Inventory inventory(db, &vault, "restricted");
     TestChain chain = Chain("refused.example.com");
     std::string name = ImportOne(inventory, "full.pem", FullPem(chain));
     CHECK_THAT(inventory.Export(name, v1::NGINX_BUNDLE),
@@ -885,7 +894,7 @@ TEST_CASE("ExportContextIsTheVaultsOwn") {
 TEST_CASE("CreateAndAddVersionWithAKeyFromTheVault") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     v1::CreateCertificateRequest create;
     create.mutable_certificate()->set_display_name("pay api");
     create.mutable_certificate()->set_owner("payments");
@@ -956,7 +965,7 @@ TEST_CASE("CreateAndAddVersionWithAKeyFromTheVault") {
 TEST_CASE("GetValidatesNamesAndReportsUnknownCertificates") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     v1::GetCertificateRequest request;
     v1::ManagedCertificate response;
     CHECK_THAT(inventory.Call(&Stub::GetCertificate, request, &response),
@@ -979,7 +988,7 @@ TEST_CASE("GetValidatesNamesAndReportsUnknownCertificates") {
 TEST_CASE("UpdateAppliesTheMaskAndChecksEtags") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain chain = Chain("update.example.com");
     std::string name = ImportOne(inventory, "u.pem", chain.leaf.cert.ToPem());
     v1::ManagedCertificate before = inventory.Get(name);
@@ -1032,7 +1041,7 @@ TEST_CASE("UpdateAppliesTheMaskAndChecksEtags") {
 TEST_CASE("DeleteIsSoftAndRevokeMarksTheVersion") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain keep = Chain("keep.example.com");
     TestChain drop = Chain("drop.example.com");
     std::string kept = ImportOne(inventory, "k.pem", keep.leaf.cert.ToPem());
@@ -1053,6 +1062,13 @@ TEST_CASE("DeleteIsSoftAndRevokeMarksTheVersion") {
     CHECK(inventory.List("", /*show_deleted=*/true).certificates_size() == 2);
     CHECK(inventory.Get(dropped).has_delete_time());
     CHECK_THAT(inventory.Call(&Stub::DeleteCertificate, request, &deleted),
+               StatusIs(Code::kFailedPrecondition));
+    v1::UpdateCertificateRequest update;
+    update.mutable_certificate()->set_name(dropped);
+    update.mutable_certificate()->set_owner("platform");
+    update.mutable_update_mask()->add_paths("owner");
+    v1::ManagedCertificate updated;
+    CHECK_THAT(inventory.Call(&Stub::UpdateCertificate, update, &updated),
                StatusIs(Code::kFailedPrecondition));
 
     v1::RevokeCertificateVersionRequest revoke;
@@ -1082,7 +1098,7 @@ TEST_CASE("DeleteIsSoftAndRevokeMarksTheVersion") {
 TEST_CASE("ListFiltersPagesAndStatsThroughTheRpc") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     TestChain ca = Chain("ca.example.com");
     auto leaf = [&](const std::string& cn, absl::Duration lifetime) {
       TestCertOptions options;
@@ -1192,7 +1208,7 @@ std::vector<v1::Change> ReadChanges(Stub& stub, int64_t since, size_t count) {
 TEST_CASE("AFollowerThatReconnectsSeesEveryRevisionOnceInOrder") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     constexpr int kWriters = 3;
     constexpr int kPerWriter = 12;
 
@@ -1254,7 +1270,7 @@ TEST_CASE("AFollowerThatReconnectsSeesEveryRevisionOnceInOrder") {
 TEST_CASE("AWaitingFollowerIsWokenByANewChange") {
   ForEachBackend([](db::Database& db) {
     Vault vault(db.dialect());
-    Inventory inventory(db, vault);
+    Inventory inventory(db, &vault);
     std::vector<v1::Change> received;
     std::thread follower(
         [&] { received = ReadChanges(inventory.stub(), 0, 2); });
@@ -1271,6 +1287,182 @@ TEST_CASE("AWaitingFollowerIsWokenByANewChange") {
     CHECK(received[1].not_after().seconds() ==
           absl::ToUnixSeconds(chain.leaf.cert.info().not_after));
   });
+}
+
+TEST_CASE("ShutdownEndsWaitingFollowers") {
+  ForEachBackend([](db::Database& db) {
+    Vault vault(db.dialect());
+    Inventory inventory(db, &vault);
+    std::vector<v1::Change> received;
+    absl::Time start = absl::Now();
+    std::thread follower(
+        [&] { received = ReadChanges(inventory.stub(), 0, 100); });
+    absl::SleepFor(absl::Milliseconds(200));
+    inventory.service().Shutdown();
+    follower.join();
+    CHECK(received.empty());
+    CHECK(absl::Now() - start < absl::Seconds(10));
+  });
+}
+
+TEST_CASE("WithoutAVaultKeysAreRefusedPerCertificate") {
+  ForEachBackend([](db::Database& db) {
+    Inventory inventory(db, nullptr);
+    TestChain with_key = Chain("keyed.example.com");
+    TestChain without = Chain("plain.example.com");
+    v1::ImportCertificatesRequest request =
+        ImportOf("keyed.pem", FullPem(with_key));
+    AddFile(request, "plain.pem", without.leaf.cert.ToPem());
+    v1::ImportCertificatesResponse response = inventory.Import(request);
+    const v1::CertificateResult& keyed =
+        LeafResult(FileNamed(response, "keyed.pem"));
+    CHECK(keyed.outcome() == v1::IMPORT_OUTCOME_FAILED);
+    CHECK(absl::StrContains(keyed.error(), "vault"));
+    CHECK(LeafResult(FileNamed(response, "plain.pem")).outcome() ==
+          v1::IMPORT_OUTCOME_IMPORTED);
+    CHECK(response.failed_count() == 1);
+    CHECK(response.imported_count() == 1);
+    std::string name =
+        LeafResult(FileNamed(response, "plain.pem")).certificate();
+    CHECK_THAT(inventory.Export(name, v1::NGINX_BUNDLE),
+               StatusIs(Code::kFailedPrecondition));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The certplane-inventory binary.
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
+          0);
+  socklen_t length = sizeof(address);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) ==
+          0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+class InventoryProcess {
+ public:
+  explicit InventoryProcess(std::vector<std::string> flags) {
+    int port = FreePort();
+    flags.push_back(absl::StrCat("--listen_address=127.0.0.1:", port));
+    flags.push_back("--metrics_address=");
+    flags.push_back("--log_level=error");
+    child_ = ValueOrDie(server::testing::ChildProcess::Start(
+        CERTPLANE_INVENTORY_PATH, flags, {}));
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                       grpc::InsecureChannelCredentials());
+    REQUIRE(channel->WaitForConnected(
+        absl::ToChronoTime(absl::Now() + absl::Seconds(30))));
+    stub_ = v1::InventoryService::NewStub(channel);
+  }
+
+  v1::ImportCertificatesResponse Import(
+      const v1::ImportCertificatesRequest& request) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    context.AddMetadata(vault::kDevelopmentIdentityHeader, "alice");
+    v1::ImportCertificatesResponse response;
+    REQUIRE_THAT(
+        FromGrpcStatus(stub_->ImportCertificates(&context, request, &response)),
+        IsOk());
+    return response;
+  }
+
+  Stub& stub() { return *stub_; }
+
+  // SIGTERM; the process must exit 0 within the grace period.
+  void Terminate() {
+    REQUIRE_THAT(child_->Signal(SIGTERM), IsOk());
+    CHECK(ValueOrDie(child_->WaitForExit(absl::Seconds(20))) == 0);
+  }
+
+ private:
+  std::unique_ptr<server::testing::ChildProcess> child_;
+  std::unique_ptr<Stub> stub_;
+};
+
+TEST_CASE("TheBinaryMigratesServesWithTheVaultAndStopsOnSigterm") {
+  for (db::Dialect dialect : testing::kAllDialects) {
+    INFO("backend: " << db::DialectName(dialect));
+    Vault vault(dialect);
+    std::filesystem::path dir = FreshDir();
+    std::vector<std::string> flags = {
+        "--insecure_plaintext_for_development", "--allow_development_identity",
+        absl::StrCat("--vault_address=127.0.0.1:", vault.port()),
+        "--watch_poll_interval=50ms"};
+    if (dialect == db::Dialect::kSqlite) {
+      flags.push_back(absl::StrCat("--data_dir=", (dir / "data").string()));
+    } else {
+      flags.push_back(
+          absl::StrCat("--database_url=", testing::FreshDatabaseUrl(dialect)));
+    }
+    TestChain chain = Chain("binary.example.com");
+    std::string name;
+    {
+      InventoryProcess process(flags);
+      v1::ImportCertificatesResponse response =
+          process.Import(ImportOf("full.pem", FullPem(chain)));
+      const v1::CertificateResult& leaf = LeafResult(response.files(0));
+      REQUIRE(leaf.outcome() == v1::IMPORT_OUTCOME_IMPORTED);
+      CHECK(absl::StartsWith(leaf.key_name(), "keys/"));
+      name = leaf.certificate();
+
+      // A follower waiting on the feed does not hold up SIGTERM.
+      std::vector<v1::Change> received;
+      std::thread follower(
+          [&] { received = ReadChanges(process.stub(), 0, 1000); });
+      absl::SleepFor(absl::Milliseconds(300));
+      absl::Time start = absl::Now();
+      process.Terminate();
+      follower.join();
+      CHECK(absl::Now() - start < absl::Seconds(5));
+      CHECK(received.size() >= 3);  // The CAs and the certificate.
+    }
+    if (dialect == db::Dialect::kSqlite) {
+      CHECK(std::filesystem::exists(dir / "data" / "inventory.db"));
+    }
+    {
+      // A restart finds everything (and the migrations are a no-op).
+      InventoryProcess process(flags);
+      v1::ImportCertificatesResponse again =
+          process.Import(ImportOf("full.pem", FullPem(chain)));
+      CHECK(LeafResult(again.files(0)).outcome() ==
+            v1::IMPORT_OUTCOME_ALREADY_PRESENT);
+      CHECK(LeafResult(again.files(0)).certificate() == name);
+      process.Terminate();
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("TheBinaryRefusesDevelopmentIdentitiesWithTls") {
+  // Through a shell, to read the binary's log (stderr).
+  std::unique_ptr<server::testing::ChildProcess> child =
+      ValueOrDie(server::testing::ChildProcess::Start(
+          "/bin/sh",
+          {"-c", absl::StrCat(CERTPLANE_INVENTORY_PATH,
+                              " --allow_development_identity"
+                              " --tls_cert_file=/nonexistent"
+                              " --tls_key_file=/nonexistent"
+                              " --tls_client_ca_file=/nonexistent"
+                              " --metrics_address="
+                              " --database_url=sqlite::memory: 2>&1")},
+          {}));
+  std::string output;
+  for (;;) {
+    absl::StatusOr<std::string> line = child->ReadLine(absl::Seconds(20));
+    if (!line.ok()) break;
+    absl::StrAppend(&output, *line, "\n");
+  }
+  CHECK(ValueOrDie(child->WaitForExit(absl::Seconds(20))) == 1);
+  CHECK(absl::StrContains(output, "--allow_development_identity needs"));
 }
 
 }  // namespace

@@ -45,11 +45,16 @@ certplane_cc_binary(
 certplane_cc_test(
   NAME inventory_service_test
   SRCS inventory_service_test.cc
+       ${PROJECT_SOURCE_DIR}/libs/server/testing/test_client.cc
   DEPS certplane::inventory_service certplane::inventory_store
        certplane::vault_service certplane::vault_store certplane::vault_kek
        certplane::vault_policy certplane::testing_db certplane::server
        certplane::crypto certplane::crypto_test_pki certplane::grpc_status
-       gRPC::grpc++ certplane_soci
+       certplane::testing_v1_proto gRPC::grpc++ certplane_soci
   LABELS postgres
   TIMEOUT 900
 )
+# The binary's own test (migrations, flags, SIGTERM) runs the real binary.
+target_compile_definitions(inventory_service_test PRIVATE
+  CERTPLANE_INVENTORY_PATH="$<TARGET_FILE:certplane_inventory>")
+add_dependencies(inventory_service_test certplane_inventory)
