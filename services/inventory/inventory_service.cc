@@ -414,6 +414,7 @@ struct InventoryService::ImportState {
   std::string vault_owner;
   std::vector<std::string> key_names;   // By key index; empty: not stored.
   std::vector<std::string> key_errors;  // By key index; empty: no error.
+  std::vector<bool> key_needed;         // By key index: send to the vault.
 };
 
 InventoryService::InventoryService(
@@ -614,7 +615,7 @@ void InventoryService::StoreKeys(const grpc::ServerContext& context,
   state.key_errors.assign(plan.keys.size(), "");
   for (size_t k = 0; k < plan.keys.size(); ++k) {
     const ImportedKey& key = plan.keys[k];
-    if (!key.matches_leaf) continue;
+    if (!state.key_needed[k]) continue;
     absl::StatusOr<std::string> name = ImportKeyToVault(
         context, key.key, key.spki_sha256_hex, state.vault_owner);
     if (name.ok()) {
@@ -707,6 +708,15 @@ absl::Status InventoryService::Import(
   CERTPLANE_ASSIGN_OR_RETURN(state.plan,
                              Analyze(inputs, StoreCaLookup(store_), now));
   const ImportPlan& plan = state.plan;
+  size_t certificate_count = 0;
+  for (const ImportedFile& file : plan.files) {
+    certificate_count += file.certificates.size();
+  }
+  if (certificate_count > options_.max_import_certificates) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("files: ", certificate_count, " certificates; at most ",
+                     options_.max_import_certificates, " per request"));
+  }
   if (!metadata.target_certificate_id.empty() && plan.leaves.size() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "target: exactly one leaf certificate can be added to ",
@@ -741,9 +751,21 @@ absl::Status InventoryService::Import(
       ca_outcomes[i].certificate = absl::StrCat(kCaCertificatesPrefix, sha);
     }
   } else {
-    const bool has_keys = std::any_of(
-        plan.leaves.begin(), plan.leaves.end(),
-        [](const ImportedLeaf& l) { return l.key_index.has_value(); });
+    // A key goes to the vault only for a leaf that is new or stored without
+    // a key: re-imports make no vault calls (and leave no orphan keys when
+    // another owner re-imports).
+    state.key_needed.assign(plan.keys.size(), false);
+    for (const ImportedLeaf& leaf : plan.leaves) {
+      if (!leaf.key_index.has_value()) continue;
+      CERTPLANE_ASSIGN_OR_RETURN(
+          std::optional<VersionRecord> stored,
+          store_.FindVersionBySha256(leaf.facts.sha256_hex));
+      if (stored.has_value() && !stored->key_name.empty()) continue;
+      state.key_needed[*leaf.key_index] = true;
+    }
+    const bool has_keys =
+        std::find(state.key_needed.begin(), state.key_needed.end(), true) !=
+        state.key_needed.end();
     if (has_keys && state.vault_owner.empty()) {
       return absl::InvalidArgumentError(
           "owner: required when the files carry private keys (it becomes the "

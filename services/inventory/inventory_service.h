@@ -8,19 +8,21 @@
 // (libs/status/grpc_status.h). Authorization is the gateway's job.
 //
 // ImportCertificates: the importer (importer.h) reads the files; each
-// private key that belongs to a leaf goes to the vault with ImportKey, with
-// request_id "inventory:<SPKI SHA-256 hex>:<owner>" so that retries and
-// re-imports find the key stored the first time instead of adding another
-// (owners too long to fit are replaced by a 64-bit hash of the owner). The
-// inventory keeps only the returned key name. The certificates then go to
-// the store in batches of at most `import_batch_size` leaves (CA
+// private key that belongs to a leaf not yet stored with a key goes to the
+// vault with ImportKey, with request_id "inventory:<SPKI SHA-256
+// hex>:<owner>" so that retries and re-imports find the key stored the first
+// time instead of adding another (owners too long to fit are replaced by a
+// 64-bit hash of the owner). The inventory keeps only the returned key name.
+// The key travels in the ImportKey request, whose copy is overwritten once
+// the call returns (gRPC's own buffers are beyond reach). The certificates
+// then go to the store in batches of at most `import_batch_size` leaves (CA
 // certificates with the first). Counts: imported_count counts leaves
 // IMPORTED (in a dry run: WOULD_IMPORT), already_present_count leaves and CA
 // certificates ALREADY_PRESENT, failed_count leaves FAILED plus files that
-// could not be read; newly stored CA certificates
-// (CA_CERTIFICATE_STORED) are in none of them. A store failure fails the
-// whole call (a retry is safe: imports are idempotent); a vault failure
-// fails only the leaves whose key it concerns.
+// could not be read; newly stored CA certificates (CA_CERTIFICATE_STORED)
+// are in none of them. A store failure fails the whole call (a retry is
+// safe: imports are idempotent); a vault failure fails only the leaves whose
+// key it concerns.
 //
 // ExportCertificate with a key (PKCS12, NGINX_BUNDLE): the key is fetched
 // from the vault with ExportKey EXPORT_WRAPPED_TO_RECIPIENT to a P-256 key
@@ -78,6 +80,7 @@ struct InventoryServiceOptions {
   // ImportCertificates limits (INVALID_ARGUMENT beyond).
   int max_import_files = 1000;
   size_t max_import_bytes = size_t{64} << 20;
+  size_t max_import_certificates = 10000;
   // Leaves per store transaction.
   int import_batch_size = 1000;
 
@@ -165,8 +168,8 @@ class InventoryService final : public v1::InventoryService::Service {
                       const v1::ImportCertificatesRequest& request,
                       const std::string& actor,
                       v1::ImportCertificatesResponse& response);
-  // Stores the plan's keys that belong to leaves in the vault; fills
-  // key_names (by key index) or key_errors.
+  // Stores the plan's keys marked key_needed in the vault; fills key_names
+  // (by key index) or key_errors.
   void StoreKeys(const grpc::ServerContext& context, ImportState& state);
   // The vault's name for `key` (ImportKey, idempotent by request_id).
   absl::StatusOr<std::string> ImportKeyToVault(

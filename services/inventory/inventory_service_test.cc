@@ -581,6 +581,12 @@ TEST_CASE("ReimportingIsIdempotentAndAddsAMissingKey") {
     for (const v1::CertificateResult& result : third.files(0).certificates()) {
       CHECK(result.outcome() == v1::IMPORT_OUTCOME_ALREADY_PRESENT);
     }
+    // Another team re-importing the same file adds no second vault key.
+    v1::ImportCertificatesResponse other_owner =
+        inventory.Import(ImportOf("full.pem", FullPem(chain), "search"));
+    CHECK(LeafResult(other_owner.files(0)).outcome() ==
+          v1::IMPORT_OUTCOME_ALREADY_PRESENT);
+    CHECK(LeafResult(other_owner.files(0)).key_name() == with_key.key_name());
     CHECK(vault.Keys().size() == 1);
     CHECK(inventory.List("").certificates_size() == 1);
     CHECK(inventory.Get(imported.certificate()).version_count() == 1);
