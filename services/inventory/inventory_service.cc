@@ -385,6 +385,20 @@ std::string Fnv64Hex(absl::string_view text) {
   return out;
 }
 
+// A stored version's certificate; DATA_LOSS when it no longer parses.
+absl::StatusOr<crypto::Certificate> ParseStoredVersion(
+    const VersionRecord& record) {
+  absl::StatusOr<crypto::Certificate> certificate =
+      crypto::Certificate::FromDer(record.der);
+  if (!certificate.ok()) {
+    return absl::DataLossError(
+        absl::StrCat(VersionName(record.certificate_id, record.version),
+                     ": stored certificate does not parse: ",
+                     certificate.status().message()));
+  }
+  return certificate;
+}
+
 // What one unique certificate of an import came to.
 struct Outcome {
   v1::ImportOutcome outcome = v1::IMPORT_OUTCOME_UNSPECIFIED;
@@ -477,10 +491,15 @@ absl::StatusOr<crypto::Certificate> InventoryService::CaCertificate(
     auto found = ca_cache_.find(sha256_hex);
     if (found != ca_cache_.end()) return found->second;
   }
-  CERTPLANE_ASSIGN_OR_RETURN(CaCertificateRecord record,
-                             store_.GetCaCertificate(sha256_hex));
+  absl::StatusOr<CaCertificateRecord> record =
+      store_.GetCaCertificate(sha256_hex);
+  if (absl::IsNotFound(record.status())) {
+    return absl::DataLossError(absl::StrCat("CA certificate ", sha256_hex,
+                                            " of a stored chain is missing"));
+  }
+  if (!record.ok()) return record.status();
   absl::StatusOr<crypto::Certificate> certificate =
-      crypto::Certificate::FromDer(record.der);
+      crypto::Certificate::FromDer(record->der);
   if (!certificate.ok()) {
     return absl::DataLossError(
         absl::StrCat("stored CA certificate ", sha256_hex,
@@ -499,15 +518,10 @@ absl::StatusOr<v1::CertificateVersion> InventoryService::VersionToProto(
   out.set_name(VersionName(record.certificate_id, record.version));
   out.set_version(record.version);
   out.set_status(StatusToProto(record, now));
-  absl::StatusOr<crypto::Certificate> certificate =
-      crypto::Certificate::FromDer(record.der);
-  if (!certificate.ok()) {
-    return absl::DataLossError(
-        absl::StrCat(out.name(), ": stored certificate does not parse: ",
-                     certificate.status().message()));
-  }
+  CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate certificate,
+                             ParseStoredVersion(record));
   *out.mutable_details() =
-      crypto_proto::CertificateDetailsToProto(certificate->info());
+      crypto_proto::CertificateDetailsToProto(certificate.info());
   out.set_der(record.der);
   for (const std::string& sha : record.chain_sha256) {
     CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate ca, CaCertificate(sha));
@@ -1305,7 +1319,7 @@ grpc::Status InventoryService::ExportCertificate(
       return ExportWithKey(*context, *request, version, base, *response);
     }
     CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate leaf,
-                               crypto::Certificate::FromDer(version.der));
+                               ParseStoredVersion(version));
     std::vector<crypto::Certificate> chain = {leaf};
     std::vector<crypto::Certificate> fullchain = {leaf};
     for (const std::string& sha : version.chain_sha256) {
@@ -1360,7 +1374,7 @@ absl::Status InventoryService::ExportWithKey(
         "--vault_address");
   }
   CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate leaf,
-                             crypto::Certificate::FromDer(version.der));
+                             ParseStoredVersion(version));
   std::vector<crypto::Certificate> chain = {leaf};
   for (const std::string& sha : version.chain_sha256) {
     CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate ca, CaCertificate(sha));
