@@ -189,6 +189,9 @@ class Inventory {
   // `vault` null: an inventory without a vault.
   Inventory(db::Database& db, Vault* vault,
             const std::string& vault_identity = "inventory")
+      : Inventory(db, vault, TestOptions(vault_identity)) {}
+
+  Inventory(db::Database& db, Vault* vault, InventoryServiceOptions options)
       : db_(db) {
     REQUIRE_THAT(db::Migrate(db, InventoryMigrations()), IsOk());
     store_ = NewSqlInventoryStore(&db);
@@ -196,7 +199,7 @@ class Inventory {
         *store_,
         vault == nullptr ? nullptr
                          : vault::v1::VaultService::NewStub(vault->channel()),
-        [] { return absl::Now(); }, TestOptions(vault_identity));
+        [] { return absl::Now(); }, std::move(options));
     runner_ = Serve(service_.get(), v1::InventoryService::service_full_name());
     stub_ = v1::InventoryService::NewStub(Channel(*runner_));
   }
@@ -683,6 +686,57 @@ TEST_CASE("CompletesChainsFromAPreviouslyImportedCa") {
       }
     }
     CHECK(ca_added == 2);
+  });
+}
+
+TEST_CASE("ImportsAThousandFilesInBatches") {
+  ForEachBackend([](db::Database& db) {
+    Vault vault(db.dialect());
+    InventoryServiceOptions options = TestOptions("inventory");
+    options.import_batch_size = 300;
+    Inventory inventory(db, &vault, options);
+    TestChain chain = Chain("bulk.example.com");
+    v1::ImportCertificatesRequest request;
+    request.set_owner("payments");
+    // The chain once, then 999 leaves, one per file: 1,000 files.
+    AddFile(
+        request, "chain.pem",
+        absl::StrCat(chain.intermediate.cert.ToPem(), chain.root.cert.ToPem()));
+    std::set<std::string> shas;
+    for (int i = 0; i < 999; ++i) {
+      TestCertOptions leaf_options;
+      leaf_options.common_name = absl::StrCat("host-", i, ".example.com");
+      TestIdentity leaf =
+          ValueOrDie(MakeLeaf(chain.intermediate, leaf_options));
+      shas.insert(Sha(leaf.cert));
+      AddFile(request, absl::StrCat("host-", i, ".pem"), leaf.cert.ToPem());
+    }
+    absl::Time start = absl::Now();
+    v1::ImportCertificatesResponse response = inventory.Import(request);
+    absl::Duration took = absl::Now() - start;
+    UNSCOPED_INFO("999 certificates imported in " << took);
+    CHECK(response.imported_count() == 999);
+    CHECK(response.failed_count() == 0);
+    CHECK(response.files_size() == 1000);
+    std::set<std::string> names;
+    for (int i = 1; i < response.files_size(); ++i) {
+      const v1::CertificateResult& leaf = LeafResult(response.files(i));
+      CHECK(leaf.details().subject().display() ==
+            absl::StrCat("CN=host-", i - 1, ".example.com"));
+      names.insert(leaf.certificate());
+    }
+    CHECK(names.size() == 999);
+    v1::ListCertificatesResponse listed = inventory.List("");
+    CHECK(listed.total_size() == 999);
+    REQUIRE(listed.certificates_size() == 999);
+    for (const v1::ManagedCertificate& managed : listed.certificates()) {
+      CHECK(shas.contains(
+          managed.current_version().details().sha256_fingerprint_hex()));
+      CHECK(managed.current_version().chain_complete());
+    }
+    // 2 CA certificates, then a created and a version change per leaf.
+    CHECK(inventory.Changes().size() == 2 + 2 * 999);
+    CHECK(took < absl::Seconds(60));
   });
 }
 
