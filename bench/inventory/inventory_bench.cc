@@ -171,10 +171,10 @@ std::string MakeLeafPem(const Pki& pki, int64_t i, absl::Time base) {
   const PrivateKey& key = pki.leaf_keys[(i / 3) % pki.leaf_keys.size()];
   std::string cn =
       absl::StrCat("host-", i, ".team-", i % kTeams, ".example.com");
-  crypto::IssueRequest request;
+  crypto::IssueRequest request{
+      .subject = {}, .public_key = key.public_key(), .sans = {}};
   request.subject.attributes.push_back({"CN", "2.5.4.3", cn});
   request.subject.attributes.push_back({"O", "2.5.4.10", "Bench Corp"});
-  request.public_key = key.public_key();
   request.sans.push_back({crypto::SanType::kDns, cn});
   if (i % 2 == 0) {
     request.sans.push_back({crypto::SanType::kDns,

@@ -44,8 +44,8 @@ namespace certplane::inventory {
 
 // What the store indexes about one X.509 certificate.
 struct CertificateFacts {
-  std::string sha256_hex;  // Lowercase hex over the DER; unique per version.
-  std::string subject_dn;  // RFC 4514-like, as CertificateInfo prints it.
+  std::string sha256_hex;   // Lowercase hex over the DER; unique per version.
+  std::string subject_dn;   // RFC 4514-like, as CertificateInfo prints it.
   std::string common_name;  // Subject CN; may be empty.
   std::string issuer_dn;
   std::string issuer_cn;
@@ -66,8 +66,8 @@ struct CertificateFacts {
 
 struct VersionRecord {
   std::string certificate_id;
-  int64_t version = 0;   // Assigned by the store (1, 2, ...).
-  std::string status;    // "active", "superseded", "revoked".
+  int64_t version = 0;  // Assigned by the store (1, 2, ...).
+  std::string status;   // "active", "superseded", "revoked".
   std::string der;
   CertificateFacts facts;
   // SHA-256 hex of the chain's CA certificates, issuer first; each is in
@@ -162,8 +162,8 @@ struct ImportItemResult {
 };
 
 struct ImportBatchResult {
-  std::vector<ImportItemResult> items;       // One per ImportItem, in order.
-  std::vector<bool> ca_certificates_added;   // One per CA certificate.
+  std::vector<ImportItemResult> items;      // One per ImportItem, in order.
+  std::vector<bool> ca_certificates_added;  // One per CA certificate.
 };
 
 struct ListQuery {
@@ -282,8 +282,8 @@ class InventoryStore {
   // FAILED_PRECONDITION when already revoked.
   virtual absl::StatusOr<VersionRecord> RevokeVersion(
       absl::string_view certificate_id, int64_t version,
-      absl::string_view reason, absl::Time revoke_time,
-      absl::string_view actor, absl::Time now) = 0;
+      absl::string_view reason, absl::Time revoke_time, absl::string_view actor,
+      absl::Time now) = 0;
 
   // CA certificates whose subject DN is `subject_dn`.
   virtual absl::StatusOr<std::vector<CaCertificateRecord>> FindCaBySubject(
