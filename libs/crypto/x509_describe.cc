@@ -467,7 +467,18 @@ absl::StatusOr<CertificateInfo> Certificate::Parse(X509* x509,
   }
   PublicKey public_key = PublicKey::Adopt(std::move(key));
   info.key = public_key.info();
-  info.spki_sha256_hex = HexEncode(public_key.SpkiSha256());
+  // Hashes the certificate's own SubjectPublicKeyInfo bytes (what SPKI pins
+  // hash) instead of re-encoding the key: i2d_PUBKEY goes through OpenSSL 3's
+  // encoder lookup, which cost more than the rest of this function.
+  uint8_t* spki = nullptr;
+  const int spki_length = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x509), &spki);
+  if (spki_length <= 0) {
+    return SslError(absl::StatusCode::kInvalidArgument,
+                    "certificate public key is unreadable (i2d_X509_PUBKEY)");
+  }
+  info.spki_sha256_hex = Sha256Hex(absl::string_view(
+      reinterpret_cast<const char*>(spki), static_cast<size_t>(spki_length)));
+  OPENSSL_free(spki);
   info.signature_algorithm = SignatureAlgorithm(x509);
 
   ParseSans(x509, &info);

@@ -73,7 +73,7 @@ class ChainBuilder {
     auto usable = [&](const crypto::Certificate& candidate) {
       return candidate.info().subject == child.info().issuer &&
              !seen.contains(candidate.info().sha256_fingerprint_hex) &&
-             child.IsIssuedBy(candidate);
+             IsIssuedBy(child, candidate);
     };
     // The leaf's own file, then the others, in request order.
     for (int pass = 0; pass < 2; ++pass) {
@@ -106,9 +106,24 @@ class ChainBuilder {
     return *best;
   }
 
+  // child.IsIssuedBy(issuer), remembered for the request: every leaf under
+  // one intermediate would otherwise verify the intermediate's signature
+  // again, as costly as verifying the leaf.
+  bool IsIssuedBy(const crypto::Certificate& child,
+                  const crypto::Certificate& issuer) {
+    auto key = std::make_pair(child.info().sha256_fingerprint_hex,
+                              issuer.info().sha256_fingerprint_hex);
+    auto found = verified_.find(key);
+    if (found != verified_.end()) return found->second;
+    const bool issued = child.IsIssuedBy(issuer);
+    if (child.info().is_ca) verified_.emplace(std::move(key), issued);
+    return issued;
+  }
+
   const ImportPlan& plan_;
   const CaLookup& lookup_;
   std::map<std::string, std::vector<crypto::Certificate>> known_;
+  std::map<std::pair<std::string, std::string>, bool> verified_;
 };
 
 }  // namespace

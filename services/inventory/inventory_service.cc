@@ -399,6 +399,18 @@ absl::StatusOr<crypto::Certificate> ParseStoredVersion(
   return certificate;
 }
 
+// An import item for `leaf` with its details serialized, so that reads of
+// the version never parse the certificate again.
+ImportItem MakeItemWithDetails(const ImportPlan& plan, const ImportedLeaf& leaf,
+                               const ImportMetadata& metadata,
+                               std::string key_name) {
+  ImportItem item = MakeImportItem(plan, leaf, metadata, std::move(key_name));
+  item.details =
+      crypto_proto::CertificateDetailsToProto(leaf.certificate.info())
+          .SerializeAsString();
+  return item;
+}
+
 // What one unique certificate of an import came to.
 struct Outcome {
   v1::ImportOutcome outcome = v1::IMPORT_OUTCOME_UNSPECIFIED;
@@ -518,10 +530,15 @@ absl::StatusOr<v1::CertificateVersion> InventoryService::VersionToProto(
   out.set_name(VersionName(record.certificate_id, record.version));
   out.set_version(record.version);
   out.set_status(StatusToProto(record, now));
-  CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate certificate,
-                             ParseStoredVersion(record));
-  *out.mutable_details() =
-      crypto_proto::CertificateDetailsToProto(certificate.info());
+  if (record.details.empty()) {
+    CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate certificate,
+                               ParseStoredVersion(record));
+    *out.mutable_details() =
+        crypto_proto::CertificateDetailsToProto(certificate.info());
+  } else if (!out.mutable_details()->ParseFromString(record.details)) {
+    return absl::DataLossError(
+        absl::StrCat(out.name(), ": stored certificate details do not parse"));
+  }
   out.set_der(record.der);
   for (const std::string& sha : record.chain_sha256) {
     CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate ca, CaCertificate(sha));
@@ -800,7 +817,7 @@ absl::Status InventoryService::Import(
         }
         key_name = state.key_names[*leaf.key_index];
       }
-      items.push_back(MakeImportItem(plan, leaf, metadata, key_name));
+      items.push_back(MakeItemWithDetails(plan, leaf, metadata, key_name));
       item_leaf.push_back(i);
     }
     std::vector<CaCertificateRecord> cas = plan.ca_certificates;
@@ -1038,11 +1055,12 @@ grpc::Status InventoryService::AddCertificateVersion(
           store_.ImportBatch(cas, {}, actor, now).status());
       NotifyChange();
     }
-    ImportItem item = MakeImportItem(plan, leaf, ImportMetadata(), "");
+    ImportItem item = MakeItemWithDetails(plan, leaf, ImportMetadata(), "");
     VersionRecord version;
     version.certificate_id = id;
     version.status = "active";
     version.der = item.der;
+    version.details = item.details;
     version.facts = item.facts;
     version.chain_sha256 = item.chain_sha256;
     version.chain_complete = item.chain_complete;

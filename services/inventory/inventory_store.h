@@ -70,6 +70,10 @@ struct VersionRecord {
   std::string status;   // "active", "superseded", "revoked".
   std::string der;
   CertificateFacts facts;
+  // Serialized common.v1.CertificateDetails of `der`, made once when the
+  // version is written so that reads need not parse the certificate
+  // (opaque to the store). Empty: readers parse `der`.
+  std::string details;
   // SHA-256 hex of the chain's CA certificates, issuer first; each is in
   // the CA table.
   std::vector<std::string> chain_sha256;
@@ -131,6 +135,7 @@ struct ChangeRecord {
 struct ImportItem {
   std::string der;
   CertificateFacts facts;
+  std::string details;                    // As VersionRecord::details.
   std::vector<std::string> chain_sha256;  // Each in `ca_certificates` or
                                           // already stored.
   bool chain_complete = false;

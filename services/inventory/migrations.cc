@@ -109,6 +109,7 @@ CREATE TABLE certificate_versions (
   sha256_hex TEXT COLLATE "C" NOT NULL UNIQUE
     CHECK (sha256_hex ~ '^[0-9a-f]{64}$'),
   der BYTEA NOT NULL CHECK (octet_length(der) > 0),
+  details BYTEA NOT NULL,
   status TEXT NOT NULL CHECK (status IN ('active', 'superseded', 'revoked')),
   subject_dn TEXT NOT NULL,
   common_name TEXT NOT NULL,
@@ -277,6 +278,7 @@ CREATE TABLE certificate_versions (
     CHECK (length(sha256_hex) = 64 AND sha256_hex NOT GLOB '*[^0-9a-f]*'),
   der TEXT NOT NULL
     CHECK (length(der) > 0 AND der NOT GLOB '*[^0-9a-f]*'),
+  details BLOB NOT NULL,
   status TEXT NOT NULL CHECK (status IN ('active', 'superseded', 'revoked')),
   subject_dn TEXT NOT NULL,
   common_name TEXT NOT NULL,

@@ -458,8 +458,8 @@ struct FactsRow {
 std::string VersionColumns(Dialect d, absl::string_view alias) {
   return absl::StrCat(alias, ".certificate_id, ", alias, ".version, ", alias,
                       ".sha256_hex, ", BytesOut(d, absl::StrCat(alias, ".der")),
-                      ", ", alias, ".status, ", Qualify(alias, kFactsColumns),
-                      ", ",
+                      ", ", BytesOut(d, absl::StrCat(alias, ".details")), ", ",
+                      alias, ".status, ", Qualify(alias, kFactsColumns), ", ",
                       Qualify(alias,
                               "chain_sha256, chain_complete, key_name, "
                               "origin, create_time_us, revoke_time_us, "
@@ -467,8 +467,8 @@ std::string VersionColumns(Dialect d, absl::string_view alias) {
 }
 
 struct VersionRow {
-  std::string certificate_id, sha256_hex, der_hex, status, chain, key_name,
-      origin, reason;
+  std::string certificate_id, sha256_hex, der_hex, details_hex, status, chain,
+      key_name, origin, reason;
   long long version = 0, create_us = 0, revoke_us = 0;
   soci::indicator revoke_ind = soci::i_null;
   int chain_complete = 0;
@@ -479,6 +479,7 @@ struct VersionRow {
     st.exchange(soci::into(version));
     st.exchange(soci::into(sha256_hex));
     st.exchange(soci::into(der_hex));
+    st.exchange(soci::into(details_hex));
     st.exchange(soci::into(status));
     facts.Exchange(st);
     st.exchange(soci::into(chain));
@@ -500,6 +501,9 @@ struct VersionRow {
     absl::StatusOr<std::string> der = FromHex(der_hex, "der", row);
     if (!der.ok()) return der.status();
     r.der = *std::move(der);
+    absl::StatusOr<std::string> details = FromHex(details_hex, "details", row);
+    if (!details.ok()) return details.status();
+    r.details = *std::move(details);
     absl::StatusOr<CertificateFacts> f = facts.ToFacts(sha256_hex, row);
     if (!f.ok()) return f.status();
     r.facts = *std::move(f);
@@ -517,7 +521,7 @@ struct VersionRow {
 };
 
 constexpr absl::string_view kVersionInsertColumns =
-    "certificate_id, version, sha256_hex, der, status, subject_dn, "
+    "certificate_id, version, sha256_hex, der, details, status, subject_dn, "
     "common_name, issuer_dn, issuer_cn, serial_hex, not_before_us, "
     "not_after_us, key_algorithm, key_bits, key_curve, signature_algorithm, "
     "sans, subject_key_id_hex, authority_key_id_hex, is_ca, self_signed, "
@@ -528,14 +532,18 @@ constexpr absl::string_view kVersionInsertColumns =
 std::string VersionValues(Dialect d, db::SqlParams& p,
                           const std::string& certificate_id, int64_t version,
                           absl::string_view status, const std::string& der,
+                          const std::string& details,
                           const CertificateFacts& facts,
                           const std::vector<std::string>& chain,
                           bool chain_complete, const std::string& key_name,
                           const std::string& origin, absl::Time create_time) {
-  std::vector<std::string> v = {p.Add(certificate_id), Int(version),
-                                p.Add(facts.sha256_hex),
-                                BytesIn(d, p.Add(absl::BytesToHexString(der))),
-                                p.Add(std::string(status))};
+  std::vector<std::string> v = {
+      p.Add(certificate_id),
+      Int(version),
+      p.Add(facts.sha256_hex),
+      BytesIn(d, p.Add(absl::BytesToHexString(der))),
+      BytesIn(d, p.Add(absl::BytesToHexString(details))),
+      p.Add(std::string(status))};
   std::vector<std::string> fv = FactsValues(facts, p);
   v.insert(v.end(), fv.begin(), fv.end());
   v.push_back(p.Add(absl::StrJoin(chain, ",")));
@@ -1921,10 +1929,10 @@ absl::Status SqlInventoryStore::ImportTx(
                                          kVersionInsertColumns, ")"));
     for (const NewVersion& nv : new_versions) {
       const ImportItem& item = items[nv.item];
-      insert.Add(VersionValues(d, insert.params(), nv.certificate_id,
-                               nv.version, nv.status, item.der, item.facts,
-                               item.chain_sha256, item.chain_complete,
-                               nv.key_name, item.origin, now));
+      insert.Add(VersionValues(
+          d, insert.params(), nv.certificate_id, nv.version, nv.status,
+          item.der, item.details, item.facts, item.chain_sha256,
+          item.chain_complete, nv.key_name, item.origin, now));
     }
     insert.Flush();
   }
@@ -2120,6 +2128,7 @@ absl::StatusOr<VersionRecord> SqlInventoryStore::AddVersion(
     out.version = count + 1;
     out.status = "active";
     out.der = version.der;
+    out.details = version.details;
     out.facts = version.facts;
     out.chain_sha256 = version.chain_sha256;
     out.chain_complete = version.chain_complete;
@@ -2136,9 +2145,9 @@ absl::StatusOr<VersionRecord> SqlInventoryStore::AddVersion(
           absl::StrCat(
               "INSERT INTO certificate_versions (", kVersionInsertColumns,
               ") VALUES ",
-              VersionValues(d, p, id, out.version, "active", out.der, out.facts,
-                            out.chain_sha256, out.chain_complete, out.key_name,
-                            out.origin, now)),
+              VersionValues(d, p, id, out.version, "active", out.der,
+                            out.details, out.facts, out.chain_sha256,
+                            out.chain_complete, out.key_name, out.origin, now)),
           p);
     }
     {

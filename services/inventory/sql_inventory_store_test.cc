@@ -162,6 +162,7 @@ TEST_CASE("ImportBatchStoresNewCertificatesWithEveryFieldAndBinaryDer") {
     item.chain_sha256 = {Ca(1).sha256_hex, Ca(0).sha256_hex};
     item.chain_complete = true;
     item.key_name = "keys/k1";
+    item.details = std::string("\x0a\x00\xff details", 11);
     item.display_name = "pay";
     item.owner = "payments";
     item.environments = {"prod", "canary"};
@@ -200,6 +201,7 @@ TEST_CASE("ImportBatchStoresNewCertificatesWithEveryFieldAndBinaryDer") {
     CHECK(v.version == 1);
     CHECK(v.status == "active");
     CHECK(v.der == item.der);
+    CHECK(v.details == item.details);
     CheckFactsEqual(v.facts, item.facts);
     CHECK(v.chain_sha256 == item.chain_sha256);
     CHECK(v.chain_complete);
@@ -221,6 +223,7 @@ TEST_CASE("ImportBatchStoresNewCertificatesWithEveryFieldAndBinaryDer") {
     REQUIRE(by_sha.has_value());
     CHECK(by_sha->certificate_id == other.certificate_id);
     CHECK(by_sha->der == Der(2));
+    CHECK(by_sha->details.empty());
     CHECK_FALSE(ValueOrDie(store->FindVersionBySha256(Sha(3))).has_value());
     CHECK_THAT(store->FindVersionBySha256("xyz"),
                StatusIs(Code::kInvalidArgument, "SHA-256"));
