@@ -52,6 +52,10 @@ CREATE TABLE certificates (
   status TEXT NOT NULL DEFAULT ''
     CHECK (status IN ('', 'active', 'superseded', 'revoked')),
   has_key INTEGER NOT NULL DEFAULT 0 CHECK (has_key IN (0, 1)),
+  -- Copies of certificate_environments and certificate_tags ("key=value"),
+  -- for exact-match filters (see kPostgresListColumns).
+  environment_list TEXT[] NOT NULL DEFAULT '{}',
+  tag_list TEXT[] NOT NULL DEFAULT '{}',
   CONSTRAINT certificates_deleted_has_time CHECK (
     (deleted = 0 AND delete_time_us IS NULL)
     OR (deleted = 1 AND delete_time_us IS NOT NULL))
@@ -74,6 +78,9 @@ CREATE INDEX certificates_by_create_time
   ON certificates (create_time_us, certificate_id);
 CREATE INDEX certificates_by_sha256 ON certificates (sha256_hex);
 CREATE INDEX certificates_by_serial ON certificates (serial_hex);
+CREATE INDEX certificates_by_environment_list
+  ON certificates USING GIN (environment_list);
+CREATE INDEX certificates_by_tag_list ON certificates USING GIN (tag_list);
 
 CREATE TABLE certificate_sans (
   certificate_id TEXT COLLATE "C" NOT NULL,

@@ -952,6 +952,54 @@ constexpr absl::string_view kCertInsertColumns =
     "not_after_us, key_algorithm, key_bits, key_curve, signature_algorithm, "
     "status, has_key";
 
+// PostgreSQL keeps a certificate's environments and tags ("key=value"; keys
+// never hold '=') in arrays on its row as well as in their own tables, so
+// that `environment = x` and `tags.k = v` are a GIN index lookup or a cheap
+// test of the row being scanned instead of a probe of another table per row.
+constexpr absl::string_view kPostgresListColumns =
+    ", environment_list, tag_list";
+
+std::string CertInsertColumns(Dialect d) {
+  return absl::StrCat(kCertInsertColumns,
+                      d == Dialect::kPostgres ? kPostgresListColumns : "");
+}
+
+// A PostgreSQL text[] literal: every element double-quoted, with '"' and
+// '\' escaped.
+std::string PostgresArrayLiteral(const std::vector<std::string>& values) {
+  std::vector<std::string> quoted;
+  quoted.reserve(values.size());
+  for (const std::string& v : values) {
+    std::string q = "\"";
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') q.push_back('\\');
+      q.push_back(ch);
+    }
+    q.push_back('"');
+    quoted.push_back(std::move(q));
+  }
+  return absl::StrCat("{", absl::StrJoin(quoted, ","), "}");
+}
+
+std::vector<std::string> TagListElements(
+    const std::map<std::string, std::string>& tags) {
+  std::vector<std::string> out;
+  out.reserve(tags.size());
+  for (const auto& [key, value] : tags)
+    out.push_back(absl::StrCat(key, "=", value));
+  return out;
+}
+
+// "environment_list = ..., tag_list = ..." for an UPDATE (PostgreSQL).
+std::string ListAssignments(db::SqlParams& p,
+                            const std::vector<std::string>& environments,
+                            const std::map<std::string, std::string>& tags) {
+  return absl::StrCat(
+      "environment_list = CAST(", p.Add(PostgresArrayLiteral(environments)),
+      " AS TEXT[]), tag_list = CAST(",
+      p.Add(PostgresArrayLiteral(TagListElements(tags))), " AS TEXT[])");
+}
+
 // "(...)" for kCertInsertColumns. `facts` null: no version yet.
 std::string CertValues(Dialect d, db::SqlParams& p, const CertificateRecord& r,
                        const CertificateFacts* facts, bool has_key) {
@@ -995,6 +1043,13 @@ std::string CertValues(Dialect d, db::SqlParams& p, const CertificateRecord& r,
     v.push_back("''");
     v.push_back("''");
     v.push_back("0");
+  }
+  if (d == Dialect::kPostgres) {
+    v.push_back(absl::StrCat(
+        "CAST(", p.Add(PostgresArrayLiteral(r.environments)), " AS TEXT[])"));
+    v.push_back(absl::StrCat(
+        "CAST(", p.Add(PostgresArrayLiteral(TagListElements(r.tags))),
+        " AS TEXT[])"));
   }
   return absl::StrCat("(", absl::StrJoin(v, ", "), ")");
 }
@@ -1166,8 +1221,11 @@ aip::CustomCompiler TextField(Dialect d, std::string column) {
 // A field held in a side table, matched with an IN subquery (a semi-join
 // that starts from the side table's index). `scope` narrows the side table
 // (the tag key), `reversed` names its reversed-value column if any.
+// `array_column`: the row's PostgreSQL array of the same values (see
+// kPostgresListColumns), used for exact matches; empty: none.
 aip::CustomCompiler SetField(Dialect d, std::string table, std::string column,
-                             std::string reversed, bool is_tag) {
+                             std::string reversed, bool is_tag,
+                             std::string array_column = "") {
   return [=](const aip::Comparison& c,
              db::SqlParams& p) -> absl::StatusOr<std::string> {
     std::string scope;
@@ -1182,6 +1240,15 @@ aip::CustomCompiler SetField(Dialect d, std::string table, std::string column,
     if (c.op == aip::Comparator::kNe) positive.op = aip::Comparator::kEq;
     if (!IsStorableText(c.value)) {
       return std::string(c.op == aip::Comparator::kNe ? "1 = 1" : "1 = 0");
+    }
+    if (!array_column.empty() &&
+        (c.op == aip::Comparator::kEq || c.op == aip::Comparator::kNe) &&
+        !absl::StrContains(c.key, '=')) {
+      std::string element =
+          is_tag ? absl::StrCat(c.key, "=", c.value) : c.value;
+      return absl::StrCat(c.op == aip::Comparator::kNe ? "NOT " : "", "(",
+                          array_column, " @> ARRAY[CAST(", p.Add(element),
+                          " AS TEXT)])");
     }
     absl::StatusOr<std::string> cond =
         TextCondition(d, positive, column, reversed, p);
@@ -1330,9 +1397,11 @@ aip::FieldSchema MakeSchema(Dialect d, int64_t now_us) {
       .Custom("owner", TextField(d, "c.owner"))
       .Custom("environment",
               SetField(d, "certificate_environments", "environment", "",
-                       /*is_tag=*/false))
+                       /*is_tag=*/false,
+                       d == Dialect::kPostgres ? "c.environment_list" : ""))
       .Prefix("tags",
-              SetField(d, "certificate_tags", "value", "", /*is_tag=*/true))
+              SetField(d, "certificate_tags", "value", "", /*is_tag=*/true,
+                       d == Dialect::kPostgres ? "c.tag_list" : ""))
       .Custom("key_algorithm", TextField(d, "c.key_algorithm"))
       .Custom("key_bits", IntegerField("c.key_bits"))
       .Custom("key_curve", TextField(d, "c.key_curve"))
@@ -1901,7 +1970,7 @@ absl::Status SqlInventoryStore::ImportTx(
   // New certificates.
   {
     MultiInsert insert(sql, absl::StrCat("INSERT INTO certificates (",
-                                         kCertInsertColumns, ")"));
+                                         CertInsertColumns(d), ")"));
     for (int index : new_certs) {
       const NewVersion& nv = new_versions[index];
       const ImportItem& item = items[nv.item];
@@ -1911,6 +1980,8 @@ absl::Status SqlInventoryStore::ImportTx(
                            ? DefaultDisplayName(item.facts)
                            : item.display_name;
       r.owner = item.owner;
+      r.environments = item.environments;
+      r.tags = item.tags;
       r.source = item.source;
       r.current_version = 1;
       r.version_count = 1;
@@ -2027,7 +2098,7 @@ absl::StatusOr<CertificateRecord> SqlInventoryStore::CreateCertificate(
     db::SqlParams p;
     db::ExecuteWithParams(
         sql,
-        absl::StrCat("INSERT INTO certificates (", kCertInsertColumns,
+        absl::StrCat("INSERT INTO certificates (", CertInsertColumns(d),
                      ") VALUES ", CertValues(d, p, out, nullptr, false)),
         p);
     MultiInsert envs(sql, kEnvironmentsInsert);
@@ -2258,16 +2329,23 @@ absl::StatusOr<CertificatePage> SqlInventoryStore::ListCertificates(
   order_sql.push_back(
       absl::StrCat("c.certificate_id", tie_desc ? " DESC" : " ASC"));
 
+  // A page token holds the keyset values of the last row, then the
+  // total_size counted for the first page: later pages reuse it instead of
+  // counting again.
   const std::string fingerprint = ListFingerprint(query);
   std::optional<aip::PageCursor> cursor;
+  long long carried_total = 0;
   if (!query.page_token.empty()) {
     absl::StatusOr<aip::PageCursor> c =
         aip::DecodePageToken(fingerprint, query.page_token);
     if (!c.ok()) return c.status();
-    if (c->values.size() != keyset.size()) {
+    if (c->values.size() != keyset.size() + 1 ||
+        !absl::SimpleAtoi(c->values.back(), &carried_total) ||
+        carried_total < 0 || carried_total > kInventoryTotalSizeCap + 1) {
       return absl::InvalidArgumentError(
           "page_token is malformed: not from a previous page of this query");
     }
+    c->values.pop_back();
     cursor = *std::move(c);
   }
   const Dialect d = db_.dialect();
@@ -2290,6 +2368,27 @@ absl::StatusOr<CertificatePage> SqlInventoryStore::ListCertificates(
   absl::Status s = db_.Transact(
       [&](soci::session& sql) -> absl::Status {
         page = CertificatePage();
+        if (cursor.has_value()) {
+          page.total_size = carried_total;
+        } else {
+          // The capped count, over the whole filter.
+          db::SqlParams cp;
+          absl::StatusOr<std::string> count_where =
+              CompileWhere(d, query.filter, query.show_deleted, now_us, cp);
+          if (!count_where.ok()) return count_where.status();
+          long long total = 0;
+          soci::statement st(sql);
+          st.exchange(soci::into(total));
+          cp.BindTo(st);
+          st.alloc();
+          st.prepare(absl::StrCat(
+              "SELECT COUNT(*) FROM (SELECT 1 FROM certificates c WHERE ",
+              *count_where, " LIMIT ", Int(kInventoryTotalSizeCap + 1),
+              ") capped"));
+          st.define_and_bind();
+          st.execute(true);
+          page.total_size = total;
+        }
         db::SqlParams p;
         absl::StatusOr<std::string> where =
             CompileWhere(d, query.filter, query.show_deleted, now_us, p);
@@ -2315,31 +2414,13 @@ absl::StatusOr<CertificatePage> SqlInventoryStore::ListCertificates(
             next.values.push_back(CursorValue(f.field, rows->back()));
           }
           next.values.push_back(rows->back().record.certificate_id);
+          next.values.push_back(Int(page.total_size));
           page.next_page_token = aip::EncodePageToken(fingerprint, next);
         }
         if (absl::Status ls = LoadDetails(sql, d, *rows); !ls.ok()) return ls;
         for (CertRow& row : *rows) {
           page.certificates.push_back(std::move(row.record));
         }
-
-        // The capped count, over the whole filter (not just after the
-        // cursor).
-        db::SqlParams cp;
-        absl::StatusOr<std::string> count_where =
-            CompileWhere(d, query.filter, query.show_deleted, now_us, cp);
-        if (!count_where.ok()) return count_where.status();
-        long long total = 0;
-        soci::statement st(sql);
-        st.exchange(soci::into(total));
-        cp.BindTo(st);
-        st.alloc();
-        st.prepare(absl::StrCat(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM certificates c WHERE ",
-            *count_where, " LIMIT ", Int(kInventoryTotalSizeCap + 1),
-            ") capped"));
-        st.define_and_bind();
-        st.execute(true);
-        page.total_size = total;
         return absl::OkStatus();
       },
       db::TxMode::kReadOnly);
@@ -2533,6 +2614,9 @@ absl::StatusOr<CertificateRecord> SqlInventoryStore::UpdateMetadata(
     r.update_time = absl::FromUnixMicros(Micros(now));
     sets.push_back(absl::StrCat("etag = ", p.Add(r.etag)));
     sets.push_back(absl::StrCat("update_time_us = ", Int(Micros(now))));
+    if (d == Dialect::kPostgres && (envs_changed || tags_changed)) {
+      sets.push_back(ListAssignments(p, r.environments, r.tags));
+    }
     db::ExecuteWithParams(
         sql,
         absl::StrCat("UPDATE certificates SET ", absl::StrJoin(sets, ", "),
@@ -2772,32 +2856,28 @@ absl::StatusOr<StatsRecord> SqlInventoryStore::Stats(absl::string_view filter,
         absl::StatusOr<std::string> where =
             CompileWhere(d, filter, false, now_us, p);
         if (!where.ok()) return where.status();
+        // Groups by plain columns and two comparisons, which the planner
+        // estimates well (CASE expressions over not_after made PostgreSQL
+        // expect a group per row and sort 1M rows on disk); the expiry
+        // buckets are cumulative sums within each group.
         const std::string now_s = Int(now_us);
         auto day = [&](int n) { return Int(now_us + n * kMicrosPerDay); };
-        const std::string status_sql = absl::StrCat(
-            "CASE WHEN c.current_version = 0 THEN '' "
-            "WHEN c.status = 'active' AND c.not_after_us < ",
-            now_s,
-            " THEN 'EXPIRED' WHEN c.status = 'active' THEN 'ACTIVE' "
-            "WHEN c.status = 'revoked' THEN 'REVOKED' ELSE 'SUPERSEDED' END");
-        const std::string bucket_sql = absl::StrCat(
-            "CASE WHEN c.current_version = 0 THEN -1 WHEN c.not_after_us < ",
-            now_s, " THEN 0 WHEN c.not_after_us <= ", day(7),
-            " THEN 1 WHEN c.not_after_us <= ", day(30),
-            " THEN 2 WHEN c.not_after_us <= ", day(60),
-            " THEN 3 WHEN c.not_after_us <= ", day(90), " THEN 4 ELSE 5 END");
-        const std::string issuer_sql =
-            "CASE WHEN c.issuer_cn <> '' THEN c.issuer_cn ELSE c.issuer_dn "
-            "END";
+        auto at_most = [&](int n) {
+          return absl::StrCat("SUM(CASE WHEN c.not_after_us <= ", day(n),
+                              " THEN 1 ELSE 0 END)");
+        };
         struct {
-          std::string status, issuer, algorithm, curve, signature, owner,
-              source;
-          int bucket = 0, bits = 0;
-          long long count = 0;
+          std::string status, has_version, expired, issuer_cn, issuer_dn,
+              algorithm, curve, signature, owner, source;
+          int bits = 0;
+          long long count = 0, within7 = 0, within30 = 0, within60 = 0,
+                    within90 = 0;
           void Exchange(soci::statement& st) {
             st.exchange(soci::into(status));
-            st.exchange(soci::into(bucket));
-            st.exchange(soci::into(issuer));
+            st.exchange(soci::into(has_version));
+            st.exchange(soci::into(expired));
+            st.exchange(soci::into(issuer_cn));
+            st.exchange(soci::into(issuer_dn));
             st.exchange(soci::into(algorithm));
             st.exchange(soci::into(bits));
             st.exchange(soci::into(curve));
@@ -2805,31 +2885,50 @@ absl::StatusOr<StatsRecord> SqlInventoryStore::Stats(absl::string_view filter,
             st.exchange(soci::into(owner));
             st.exchange(soci::into(source));
             st.exchange(soci::into(count));
+            st.exchange(soci::into(within7));
+            st.exchange(soci::into(within30));
+            st.exchange(soci::into(within60));
+            st.exchange(soci::into(within90));
           }
         } buf;
+        // A comparison reads back as "t"/"f" (PostgreSQL) or 1/0 (SQLite).
+        auto truth = [](const std::string& v) { return v == "t" || v == "1"; };
         std::map<std::string, int64_t> by_status, by_issuer, by_key, by_sig,
             by_owner, by_source;
         int64_t buckets[6] = {0, 0, 0, 0, 0, 0};
         absl::Status qs = RunQuery(
             sql,
-            absl::StrCat("SELECT ", status_sql, ", ", bucket_sql, ", ",
-                         issuer_sql,
-                         ", c.key_algorithm, c.key_bits, c.key_curve, "
-                         "c.signature_algorithm, c.owner, c.source, COUNT(*) "
-                         "FROM certificates c WHERE ",
-                         *where, " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9"),
+            absl::StrCat(
+                "SELECT c.status, c.current_version > 0, c.not_after_us < ",
+                now_s,
+                ", c.issuer_cn, c.issuer_dn, c.key_algorithm, c.key_bits, "
+                "c.key_curve, c.signature_algorithm, c.owner, c.source, "
+                "COUNT(*), ",
+                at_most(7), ", ", at_most(30), ", ", at_most(60), ", ",
+                at_most(90), " FROM certificates c WHERE ", *where,
+                " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"),
             p, buf, [&]() -> absl::Status {
               out.total += buf.count;
               by_owner[buf.owner] += buf.count;
               by_source[SourceName(buf.source)] += buf.count;
-              if (buf.status.empty()) return absl::OkStatus();  // No version.
-              by_status[buf.status] += buf.count;
-              by_issuer[buf.issuer] += buf.count;
+              if (!truth(buf.has_version)) return absl::OkStatus();
+              const bool expired = truth(buf.expired);
+              const std::string status =
+                  buf.status == "active"
+                      ? (expired ? "EXPIRED" : "ACTIVE")
+                      : (buf.status == "revoked" ? "REVOKED" : "SUPERSEDED");
+              by_status[status] += buf.count;
+              by_issuer[buf.issuer_cn.empty() ? buf.issuer_dn
+                                              : buf.issuer_cn] += buf.count;
               by_key[KeyName(buf.algorithm, buf.bits, buf.curve)] += buf.count;
               by_sig[buf.signature] += buf.count;
-              if (buf.bucket >= 0 && buf.bucket < 6) {
-                buckets[buf.bucket] += buf.count;
-              }
+              const int64_t expired_count = expired ? buf.count : 0;
+              buckets[0] += expired_count;
+              buckets[1] += buf.within7 - expired_count;
+              buckets[2] += buf.within30 - buf.within7;
+              buckets[3] += buf.within60 - buf.within30;
+              buckets[4] += buf.within90 - buf.within60;
+              buckets[5] += buf.count - buf.within90;
               if (buf.algorithm == "RSA" && buf.bits < 2048) {
                 out.weak_key_count += buf.count;
               }

@@ -47,7 +47,7 @@ namespace certplane::inventory {
 inline constexpr int kMaxInventoryPageSize = 1000;
 // ListCertificates counts matches exactly up to this many; beyond it,
 // total_size is kInventoryTotalSizeCap + 1.
-inline constexpr int64_t kInventoryTotalSizeCap = 10000;
+inline constexpr int64_t kInventoryTotalSizeCap = 1000;
 // Largest `limit` ChangesAfter accepts.
 inline constexpr int kMaxInventoryChangesLimit = 10000;
 

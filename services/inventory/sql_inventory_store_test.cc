@@ -891,27 +891,43 @@ TEST_CASE("ListOrdersByEveryFieldAndPagesVisitEachRowOnce") {
   });
 }
 
-TEST_CASE("ListTotalSizeIsCappedAtTenThousand") {
-  auto db = certplane::testing::OpenFreshDatabase(db::Dialect::kSqlite);
-  auto store = NewStore(*db);
-  std::vector<ImportItem> items;
-  for (int i = 0; i < 10001; ++i) {
-    ImportItem item;
-    item.der = "x";
-    item.facts.sha256_hex = Sha(i);
-    item.facts.not_after_us = DaysUs(1);
-    items.push_back(std::move(item));
-    if (items.size() == 1000 || i == 10000) {
-      Import(*store, items);
-      items.clear();
+TEST_CASE("ListTotalSizeIsCappedAtAThousandAndCarriedToLaterPages") {
+  ForEachBackend([](db::Database& db) {
+    auto store = NewStore(db);
+    std::vector<ImportItem> items;
+    for (int i = 0; i < 1001; ++i) {
+      ImportItem item;
+      item.der = "x";
+      item.facts.sha256_hex = Sha(i);
+      item.facts.not_after_us = DaysUs(1);
+      item.environments = {i % 2 == 0 ? "prod" : "dev"};
+      items.push_back(std::move(item));
     }
-  }
-  ListQuery q;
-  q.page_size = 10;
-  q.now = kNow;
-  CHECK(ValueOrDie(store->ListCertificates(q)).total_size == 10001);
-  q.filter = "days_to_expiry < 2";
-  CHECK(ValueOrDie(store->ListCertificates(q)).total_size == 10001);
+    Import(*store, items);
+    ListQuery q;
+    q.page_size = 10;
+    q.now = kNow;
+    CertificatePage first = ValueOrDie(store->ListCertificates(q));
+    CHECK(first.total_size == 1001);
+    q.filter = "days_to_expiry < 2";
+    CHECK(ValueOrDie(store->ListCertificates(q)).total_size == 1001);
+    q.filter = "environment = prod";
+    first = ValueOrDie(store->ListCertificates(q));
+    CHECK(first.total_size == 501);
+    // Later pages repeat the first page's count, even after more rows match.
+    ImportItem late;
+    late.der = "x";
+    late.facts.sha256_hex = Sha(5000);
+    late.facts.not_after_us = DaysUs(1);
+    late.environments = {"prod"};
+    Import(*store, {late});
+    q.page_token = first.next_page_token;
+    CertificatePage second = ValueOrDie(store->ListCertificates(q));
+    CHECK(second.total_size == 501);
+    CHECK(second.certificates.size() == 10);
+    q.page_token.clear();
+    CHECK(ValueOrDie(store->ListCertificates(q)).total_size == 502);
+  });
 }
 
 TEST_CASE("UpdateMetadataAppliesMaskedFieldsAndChecksEtags") {
@@ -926,7 +942,7 @@ TEST_CASE("UpdateMetadataAppliesMaskedFieldsAndChecksEtags") {
     u.fields = {"owner", "tags", "environments", "auto_renew"};
     u.values.owner = "platform";
     u.values.display_name = "ignored: not in the mask";
-    u.values.tags = {{"team", "platform"}};
+    u.values.tags = {{"team", "platform"}, {"odd", "a\"b\\c,{x} y"}};
     u.values.environments = {"prod", "dev"};
     u.values.auto_renew = true;
     u.expected_etag = before.etag;
@@ -947,6 +963,10 @@ TEST_CASE("UpdateMetadataAppliesMaskedFieldsAndChecksEtags") {
     CHECK(Names(*store, "environment = dev") == Set{"one"});
     CHECK(Names(*store, "tags.team = platform") == Set{"one"});
     CHECK(Names(*store, "tags.tier:*").empty());
+    CHECK(Names(*store, "tags.team = pay").empty());
+    CHECK(Names(*store, "tags.odd = \"a\\\"b\\\\c,{x} y\"") == Set{"one"});
+    CHECK(Names(*store, "environment = prod AND tags.team = platform") ==
+          Set{"one"});
 
     std::vector<ChangeRecord> changes = AllChanges(*store);
     REQUIRE(changes.size() == static_cast<size_t>(revision + 1));
