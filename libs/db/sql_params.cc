@@ -5,7 +5,10 @@
 #include <string>
 #include <utility>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace certplane::db {
 
@@ -51,6 +54,34 @@ long long ExecuteWithParams(soci::session& session, const std::string& sql,
     return changed;
   }
   return st.get_affected_rows();
+}
+
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> DecodeHexColumn(absl::string_view hex,
+                                            absl::string_view what) {
+  if (hex.size() % 2 != 0) {
+    return absl::DataLossError(absl::StrCat(what, " has odd hex length"));
+  }
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = HexValue(hex[2 * i]);
+    const int lo = HexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return absl::DataLossError(absl::StrCat(what, " is not hex"));
+    }
+    out[i] = static_cast<char>((hi << 4) | lo);
+  }
+  return out;
 }
 
 }  // namespace certplane::db

@@ -20,6 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
 namespace soci {
 class session;
 class statement;
@@ -57,6 +60,12 @@ class SqlParams {
 // inside a Database::Transact body.
 long long ExecuteWithParams(soci::session& session, const std::string& sql,
                             SqlParams& params);
+
+// The bytes of a binary value stored as hex (a SQLite TEXT column, or
+// PostgreSQL's encode(..., 'hex')). DATA_LOSS naming `what` when it is not
+// an even number of hex digits: the row was edited or damaged.
+absl::StatusOr<std::string> DecodeHexColumn(absl::string_view hex,
+                                            absl::string_view what);
 
 }  // namespace certplane::db
 

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "libs/aip/filter.h"
 #include "libs/db/database.h"
+#include "libs/db/query.h"
 #include "libs/db/sql_params.h"
 #include "services/inventory/inventory_store.h"
 
@@ -246,31 +247,10 @@ std::vector<std::string> SortedUnique(std::vector<std::string> v) {
 // ---------------------------------------------------------------------------
 // Value encodings.
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 absl::StatusOr<std::string> FromHex(absl::string_view hex,
                                     absl::string_view column,
                                     absl::string_view row) {
-  if (hex.size() % 2 != 0) {
-    return absl::DataLossError(
-        absl::StrCat("column ", column, " of ", row, " has odd hex length"));
-  }
-  std::string out(hex.size() / 2, '\0');
-  for (size_t i = 0; i < out.size(); ++i) {
-    int hi = HexValue(hex[2 * i]);
-    int lo = HexValue(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      return absl::DataLossError(
-          absl::StrCat("column ", column, " of ", row, " is not hex"));
-    }
-    out[i] = static_cast<char>((hi << 4) | lo);
-  }
-  return out;
+  return db::DecodeHexColumn(hex, absl::StrCat("column ", column, " of ", row));
 }
 
 // SQL turning a bound lowercase-hex parameter into the column's storage.
@@ -639,23 +619,7 @@ struct CertRowBuffer {
   }
 };
 
-// Runs a SELECT whose columns `row` binds, calling `on_row` per row.
-template <typename Row>
-absl::Status RunQuery(soci::session& sql, const std::string& query,
-                      db::SqlParams& params, Row& row,
-                      const std::function<absl::Status()>& on_row) {
-  soci::statement st(sql);
-  row.Exchange(st);
-  params.BindTo(st);
-  st.alloc();
-  st.prepare(query);
-  st.define_and_bind();
-  st.execute(false);
-  while (st.fetch()) {
-    if (absl::Status s = on_row(); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
+using db::RunQuery;
 
 // A single string column.
 struct StringRow {

@@ -1,0 +1,187 @@
+// Storage for issuance: orders (certificate applications), the transitions
+// of their state machine, and their approvals.
+//
+// The store is the only code that knows the schema. What an order asks for
+// (subject, SANs, key spec, profile, validity, renewal settings) is opaque to
+// it (`spec`, a serialized message of the service's); it indexes only what
+// filters, idempotency and the work queue need.
+//
+// Every change of state is a compare-and-set on the current state (and the
+// etag, when the caller gives one) that appends its event row in the same
+// transaction, so the event list is the complete, ordered history of the
+// order and two callers can never both move an order out of one state.
+//
+// The work queue: ClaimOrders leases orders in the given states whose
+// next_attempt_time has come to one worker for a while. On PostgreSQL the
+// claim is SELECT ... FOR UPDATE SKIP LOCKED, so replicas take different
+// orders without waiting on one another; on SQLite claims are serialized by
+// the write lock. An order leased to a worker is not claimed by another
+// until the lease expires (the worker died), and a worker's Transition must
+// name its lease, so a worker whose lease was taken over cannot act on it.
+//
+// Times are stored as int64 microseconds since the Unix epoch.
+//
+// Thread safety: implementations are safe to call from several threads.
+#ifndef CERTPLANE_SERVICES_ISSUANCE_ISSUANCE_STORE_H_
+#define CERTPLANE_SERVICES_ISSUANCE_ISSUANCE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace certplane::db {
+class Database;
+}  // namespace certplane::db
+
+namespace certplane::issuance {
+
+// States as stored; the service maps them to issuance.v1.OrderState.
+inline constexpr char kPendingApproval[] = "pending_approval";
+inline constexpr char kApproved[] = "approved";
+inline constexpr char kKeyReady[] = "key_ready";
+inline constexpr char kSubmitted[] = "submitted";
+inline constexpr char kAwaitingCertificate[] = "awaiting_certificate";
+inline constexpr char kIssued[] = "issued";
+inline constexpr char kRejected[] = "rejected";
+inline constexpr char kFailed[] = "failed";
+inline constexpr char kCancelled[] = "cancelled";
+
+// Whether `state` is one of the above; and whether it is final.
+bool IsOrderState(absl::string_view state);
+bool IsFinalOrderState(absl::string_view state);
+
+struct OrderEventRecord {
+  std::string from_state;  // Empty for the creation event.
+  std::string to_state;
+  absl::Time time;
+  std::string actor;
+  std::string reason;
+};
+
+struct ApprovalRecord {
+  std::string approver;
+  absl::Time time;
+  std::string comment;
+};
+
+struct OrderRecord {
+  std::string order_id;  // "o" + 32 lowercase hex; made by the store.
+  std::string state;
+  std::string reason;  // "new" or "renewal".
+  // Indexed copies of what the order asks for.
+  std::string issuer_id;
+  std::string owner;
+  std::string environment;
+  std::string requester;
+  std::string common_name;
+  std::vector<std::string> sans;
+  // The request itself, serialized by the service (opaque to the store).
+  std::string spec;
+  // Idempotency: unique when not empty; `request_hash` tells a repeat of
+  // the same request from a different one.
+  std::string request_id;
+  std::string request_hash;
+  int required_approvals = 0;
+  // For renewals: the inventory certificate renewed. At most one order that
+  // is not final renews a given certificate.
+  std::string renewal_of;
+  // Filled as the order advances.
+  std::string key_name;
+  std::string csr_pem;
+  std::string certificate_id;
+  std::string certificate_version;
+  std::string certificate_der;  // The issued certificate, once signed.
+  std::string serial_hex;
+  std::optional<int64_t> not_after_us;
+  std::string failure_reason;
+  // The work queue.
+  int attempts = 0;
+  absl::Time next_attempt_time = absl::InfinitePast();
+  std::string lease_owner;  // Empty: not leased.
+  absl::Time lease_expiry = absl::InfinitePast();
+  absl::Time create_time;
+  absl::Time update_time;
+  std::string etag;  // Changes on every update; made by the store.
+  // Filled by reads: oldest first.
+  std::vector<OrderEventRecord> events;
+  std::vector<ApprovalRecord> approvals;
+};
+
+// The fields a transition may set; unset ones keep their value.
+struct OrderUpdate {
+  std::optional<std::string> key_name;
+  std::optional<std::string> csr_pem;
+  std::optional<std::string> certificate_id;
+  std::optional<std::string> certificate_version;
+  std::optional<std::string> certificate_der;
+  std::optional<std::string> serial_hex;
+  std::optional<int64_t> not_after_us;
+  std::optional<std::string> failure_reason;
+  std::optional<int> attempts;
+  std::optional<absl::Time> next_attempt_time;
+  // Ends the caller's lease (the step is done, or it gives up for now).
+  bool release_lease = false;
+};
+
+class IssuanceStore {
+ public:
+  virtual ~IssuanceStore() = default;
+
+  // Stores a new order in `order.state` with its creation event. With a
+  // request_id that is already stored: the stored order when request_hash
+  // matches, else ALREADY_EXISTS naming the request_id. With renewal_of set
+  // while another order for that certificate is not final:
+  // ALREADY_EXISTS naming the open order. INVALID_ARGUMENT for an unknown
+  // state.
+  virtual absl::StatusOr<OrderRecord> CreateOrder(
+      const OrderRecord& order, const OrderEventRecord& created) = 0;
+
+  // NOT_FOUND for an unknown id, INVALID_ARGUMENT for a malformed one.
+  virtual absl::StatusOr<OrderRecord> GetOrder(absl::string_view order_id) = 0;
+
+  // The open (not final) renewal order of `certificate_id`, if any.
+  virtual absl::StatusOr<std::optional<OrderRecord>> FindOpenRenewal(
+      absl::string_view certificate_id) = 0;
+
+  // Moves the order from one of `from_states` to `event.to_state` (which
+  // may equal the current state, to record a retry), applies `update` and
+  // appends `event`. FAILED_PRECONDITION naming the current state when it
+  // is not in `from_states`; ABORTED when `expected_etag` is set and
+  // differs; FAILED_PRECONDITION when `lease_owner` is set and the order is
+  // not leased to it (the lease expired and another worker took it).
+  virtual absl::StatusOr<OrderRecord> Transition(
+      absl::string_view order_id, absl::Span<const std::string> from_states,
+      const OrderEventRecord& event, const OrderUpdate& update,
+      absl::string_view expected_etag, absl::string_view lease_owner) = 0;
+
+  // Records one approval of a PENDING_APPROVAL order; once it has
+  // `required_approvals` of them, moves it to APPROVED (with an event) in
+  // the same transaction. ALREADY_EXISTS when this approver approved
+  // before; FAILED_PRECONDITION when the order is not pending approval;
+  // ABORTED on an etag mismatch.
+  virtual absl::StatusOr<OrderRecord> AddApproval(
+      absl::string_view order_id, const ApprovalRecord& approval,
+      absl::string_view expected_etag) = 0;
+
+  // Leases up to `limit` orders in `states` whose next_attempt_time <= now
+  // and that no live lease holds, to `worker` until now + `lease`, oldest
+  // next_attempt_time first.
+  virtual absl::StatusOr<std::vector<OrderRecord>> ClaimOrders(
+      absl::Span<const std::string> states, absl::string_view worker,
+      absl::Time now, absl::Duration lease, int limit) = 0;
+};
+
+// The SOCI store over `db` (migrated with IssuanceMigrations()). `db` must
+// outlive the store.
+std::unique_ptr<IssuanceStore> NewSqlIssuanceStore(db::Database& db);
+
+}  // namespace certplane::issuance
+
+#endif  // CERTPLANE_SERVICES_ISSUANCE_ISSUANCE_STORE_H_
