@@ -250,20 +250,20 @@ absl::StatusOr<std::optional<OrderRecord>> ReadOrder(soci::session& sql,
   return out;
 }
 
-// The open renewal order of `certificate_id`, if any.
-absl::StatusOr<std::optional<OrderRecord>> FindOpenRenewalIn(
-    soci::session& sql, const std::string& certificate_id) {
+// The order whose unique `column` ("request_id", "open_renewal_of") is
+// `value`, if any.
+absl::StatusOr<std::optional<OrderRecord>> FindOrderBy(
+    soci::session& sql, absl::string_view column, const std::string& value) {
   StringRow row;
   SqlParams p;
   std::string id;
-  absl::Status s = RunQuery(
-      sql,
-      absl::StrCat("SELECT order_id FROM orders WHERE open_renewal_of = ",
-                   p.Add(certificate_id)),
-      p, row, [&]() -> absl::Status {
-        id = row.value;
-        return absl::OkStatus();
-      });
+  absl::Status s = RunQuery(sql,
+                            absl::StrCat("SELECT order_id FROM orders WHERE ",
+                                         column, " = ", p.Add(value)),
+                            p, row, [&]() -> absl::Status {
+                              id = row.value;
+                              return absl::OkStatus();
+                            });
   if (!s.ok()) return s;
   if (id.empty()) return std::optional<OrderRecord>();
   return ReadOrder(sql, id, "");
@@ -306,33 +306,12 @@ class SqlIssuanceStore final : public IssuanceStore {
       absl::Time now, absl::Duration lease, int limit) override;
 
  private:
-  // The order holding `request_id`, if any.
-  absl::StatusOr<std::optional<OrderRecord>> FindByRequestId(
-      soci::session& sql, const std::string& request_id);
   absl::StatusOr<OrderRecord> ExistingForRequest(const OrderRecord& order,
                                                  const OrderRecord& stored);
 
   db::Database& db_;
   const std::string row_lock_;
 };
-
-absl::StatusOr<std::optional<OrderRecord>> SqlIssuanceStore::FindByRequestId(
-    soci::session& sql, const std::string& request_id) {
-  StringRow row;
-  SqlParams p;
-  std::string id;
-  absl::Status s =
-      RunQuery(sql,
-               absl::StrCat("SELECT order_id FROM orders WHERE request_id = ",
-                            p.Add(request_id)),
-               p, row, [&]() -> absl::Status {
-                 id = row.value;
-                 return absl::OkStatus();
-               });
-  if (!s.ok()) return s;
-  if (id.empty()) return std::optional<OrderRecord>();
-  return ReadOrder(sql, id, "");
-}
 
 absl::StatusOr<OrderRecord> SqlIssuanceStore::ExistingForRequest(
     const OrderRecord& order, const OrderRecord& stored) {
@@ -359,7 +338,7 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::CreateOrder(
     existing = false;
     if (!order.request_id.empty()) {
       absl::StatusOr<std::optional<OrderRecord>> found =
-          FindByRequestId(sql, order.request_id);
+          FindOrderBy(sql, "request_id", order.request_id);
       if (!found.ok()) return found.status();
       if (found->has_value()) {
         existing = true;
@@ -371,7 +350,7 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::CreateOrder(
         !order.renewal_of.empty() && !IsFinalOrderState(order.state);
     if (open_renewal) {
       absl::StatusOr<std::optional<OrderRecord>> open =
-          FindOpenRenewalIn(sql, order.renewal_of);
+          FindOrderBy(sql, "open_renewal_of", order.renewal_of);
       if (!open.ok()) return open.status();
       if (open->has_value()) {
         return absl::AlreadyExistsError(absl::StrCat(
@@ -447,7 +426,7 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::CreateOrder(
     absl::StatusOr<std::optional<OrderRecord>> found;
     absl::Status s = db_.Transact(
         [&](soci::session& sql) -> absl::Status {
-          found = FindByRequestId(sql, order.request_id);
+          found = FindOrderBy(sql, "request_id", order.request_id);
           return found.status();
         },
         db::TxMode::kReadOnly);
@@ -484,7 +463,7 @@ absl::StatusOr<std::optional<OrderRecord>> SqlIssuanceStore::FindOpenRenewal(
   absl::Status s = db_.Transact(
       [&](soci::session& sql) -> absl::Status {
         absl::StatusOr<std::optional<OrderRecord>> r =
-            FindOpenRenewalIn(sql, std::string(certificate_id));
+            FindOrderBy(sql, "open_renewal_of", std::string(certificate_id));
         if (!r.ok()) return r.status();
         out = *std::move(r);
         return absl::OkStatus();
