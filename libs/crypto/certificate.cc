@@ -194,12 +194,8 @@ Certificate& Certificate::operator=(const Certificate& other) {
 }
 
 std::string Certificate::ToPem() const {
-  SslPtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (bio == nullptr || !PEM_write_bio_X509(bio.get(), x509_.get())) {
-    internal::ClearSslErrors();
-    return {};
-  }
-  return internal::BioContents(bio.get());
+  // The bytes as parsed, never a re-encoding (see CertificateRequest::ToPem).
+  return internal::PemEncode("CERTIFICATE", der_);
 }
 
 PublicKey Certificate::public_key() const {

@@ -498,26 +498,15 @@ absl::StatusOr<CertificateRequest> CertificateRequest::FromPem(
                     "no valid PEM \"CERTIFICATE REQUEST\" block "
                     "(PEM_read_bio_X509_REQ)");
   }
-  uint8_t* der = nullptr;
-  int length = i2d_X509_REQ(req.get(), &der);
-  if (length <= 0) return SslInternal("i2d_X509_REQ");
-  std::string encoded(reinterpret_cast<char*>(der),
-                      static_cast<size_t>(length));
-  OPENSSL_free(der);
-  return FromDer(encoded);
+  // The block's own bytes, not a re-encoding (see ToPem).
+  return FromDer(*block);
 }
 
 std::string CertificateRequest::ToPem() const {
-  const auto* p = reinterpret_cast<const uint8_t*>(der_.data());
-  SslPtr<X509_REQ> req(
-      d2i_X509_REQ(nullptr, &p, static_cast<long>(der_.size())));
-  SslPtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (req == nullptr || bio == nullptr ||
-      !PEM_write_bio_X509_REQ(bio.get(), req.get())) {
-    internal::ClearSslErrors();
-    return {};
-  }
-  return internal::BioContents(bio.get());
+  // The bytes as parsed: PEM_write_bio_X509_REQ would re-encode, and OpenSSL
+  // normalizes some encodings (a signature BIT STRING's unused bits), so the
+  // PEM would no longer hold the same CSR.
+  return internal::PemEncode("CERTIFICATE REQUEST", der_);
 }
 
 absl::Status CertificateRequest::VerifySignature() const {

@@ -290,6 +290,34 @@ TEST_CASE("TamperedCsrFailsVerifySignature") {
   }
 }
 
+// Found by fuzz_csr: OpenSSL re-encodes a signature BIT STRING with unused
+// bits differently, so a PEM written by re-encoding held another CSR.
+TEST_CASE("PemOfACsrHoldsItsExactBytesEvenWithOddBitStrings") {
+  PrivateKey key = ValueOrDie(PrivateKey::Generate(KeyType::kEcdsaP256));
+  CertificateRequest csr =
+      MakeCsr(key, Cn("a.example.com"), {{SanType::kDns, "a.example.com"}});
+  std::string der = csr.der();
+  // The signature is the last element: BIT STRING, short length, then the
+  // unused-bits byte.
+  size_t at = std::string::npos;
+  for (size_t i = der.size() - 3; i > 0; --i) {
+    if (der[i] == 0x03 &&
+        static_cast<unsigned char>(der[i + 1]) == der.size() - i - 2 &&
+        der[i + 2] == 0x00) {
+      at = i;
+      break;
+    }
+  }
+  REQUIRE(at != std::string::npos);
+  der[at + 2] = 0x06;
+  absl::StatusOr<CertificateRequest> odd = CertificateRequest::FromDer(der);
+  if (!odd.ok()) return;  // A library that refuses it is fine too.
+  CertificateRequest again =
+      ValueOrDie(CertificateRequest::FromPem(odd->ToPem()));
+  CHECK(again == *odd);
+  CHECK(again.der() == der);
+}
+
 TEST_CASE("RejectsGarbageTruncatedAndEmptyCsrInput") {
   PrivateKey key = ValueOrDie(PrivateKey::Generate(KeyType::kEcdsaP256));
   CertificateRequest csr =

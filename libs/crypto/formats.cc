@@ -200,15 +200,7 @@ absl::StatusOr<std::string> DecodePemBody(const PemBlock& block) {
   return der;
 }
 
-std::string PemEncode(absl::string_view label, absl::string_view der) {
-  std::string base64 = absl::Base64Escape(der);
-  std::string out = absl::StrCat("-----BEGIN ", label, "-----\n");
-  for (size_t i = 0; i < base64.size(); i += 64) {
-    absl::StrAppend(&out, base64.substr(i, 64), "\n");
-  }
-  absl::StrAppend(&out, "-----END ", label, "-----\n");
-  return out;
-}
+using internal::PemEncode;
 
 bool IsCertificateLabel(absl::string_view label) {
   return label == "CERTIFICATE" || label == "X509 CERTIFICATE" ||

@@ -5,6 +5,7 @@
 
 #include <climits>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace certplane::crypto::internal {
@@ -84,6 +85,16 @@ std::optional<std::string> FirstPemBlock(
     OPENSSL_free(data);
     if (der.has_value()) return der;
   }
+}
+
+std::string PemEncode(absl::string_view label, absl::string_view der) {
+  std::string base64 = absl::Base64Escape(der);
+  std::string out = absl::StrCat("-----BEGIN ", label, "-----\n");
+  for (size_t i = 0; i < base64.size(); i += 64) {
+    absl::StrAppend(&out, base64.substr(i, 64), "\n");
+  }
+  absl::StrAppend(&out, "-----END ", label, "-----\n");
+  return out;
 }
 
 }  // namespace certplane::crypto::internal

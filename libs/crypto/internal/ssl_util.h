@@ -118,6 +118,11 @@ std::string BioContents(BIO* bio);
 std::optional<std::string> FirstPemBlock(
     absl::string_view pem, std::initializer_list<absl::string_view> labels);
 
+// `der` as a PEM block with `label`: base64 in 64-character lines. Encodes
+// the given bytes as they are (re-encoding a parsed object through OpenSSL
+// may normalize it and change its bytes).
+std::string PemEncode(absl::string_view label, absl::string_view der);
+
 }  // namespace certplane::crypto::internal
 
 #endif  // CERTPLANE_LIBS_CRYPTO_INTERNAL_SSL_UTIL_H_
