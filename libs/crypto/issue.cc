@@ -7,11 +7,14 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <ctime>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "libs/crypto/internal/ssl_util.h"
@@ -81,6 +84,19 @@ absl::StatusOr<SigningAlgorithm> SigningAlgorithmFor(const PublicKey& key) {
   return absl::InvalidArgumentError(
       "cannot sign certificates with this key type; use RSA, ECDSA or "
       "Ed25519");
+}
+
+// The AlgorithmIdentifier of `algorithm`.
+absl::StatusOr<SslPtr<X509_ALGOR>> NewAlgorithm(
+    const SigningAlgorithm& algorithm) {
+  SslPtr<X509_ALGOR> algor(X509_ALGOR_new());
+  if (algor == nullptr) return SslInternal("X509_ALGOR_new");
+  if (!X509_ALGOR_set0(algor.get(), OBJ_nid2obj(algorithm.nid),
+                       algorithm.null_parameters ? V_ASN1_NULL : V_ASN1_UNDEF,
+                       nullptr)) {
+    return SslInternal("X509_ALGOR_set0");
+  }
+  return algor;
 }
 
 absl::StatusOr<const EVP_MD*> DigestByName(absl::string_view name) {
@@ -649,16 +665,11 @@ absl::StatusOr<Certificate> IssueCertificate(const IssueRequest& request,
     if (auto s = add(x, profile); !s.ok()) return s;
   }
 
-  SslPtr<X509_ALGOR> algor(X509_ALGOR_new());
-  if (algor == nullptr) return SslInternal("X509_ALGOR_new");
-  if (!X509_ALGOR_set0(algor.get(), OBJ_nid2obj(algorithm->nid),
-                       algorithm->null_parameters ? V_ASN1_NULL : V_ASN1_UNDEF,
-                       nullptr)) {
-    return SslInternal("X509_ALGOR_set0");
-  }
-  if (auto s = SetSignatureAlgorithm(x, algor.get()); !s.ok()) return s;
+  auto algor = NewAlgorithm(*algorithm);
+  if (!algor.ok()) return algor.status();
+  if (auto s = SetSignatureAlgorithm(x, algor->get()); !s.ok()) return s;
   auto algor_der =
-      I2d([&](uint8_t** out) { return i2d_X509_ALGOR(algor.get(), out); },
+      I2d([&](uint8_t** out) { return i2d_X509_ALGOR(algor->get(), out); },
           "i2d_X509_ALGOR");
   if (!algor_der.ok()) return algor_der.status();
   auto tbs = I2d([&](uint8_t** out) { return i2d_re_X509_tbs(x, out); },
@@ -684,6 +695,191 @@ absl::StatusOr<Certificate> IssueCertificate(const IssueRequest& request,
         "public key; no certificate issued");
   }
   return cert;
+}
+
+namespace {
+
+constexpr absl::string_view kCrlReasons[] = {
+    "unspecified",     "keyCompromise",
+    "cACompromise",    "affiliationChanged",
+    "superseded",      "cessationOfOperation",
+    "certificateHold", "",
+    "removeFromCRL",   "privilegeWithdrawn",
+    "aACompromise"};
+
+absl::StatusOr<std::string> TimeDer(absl::Time time, absl::string_view what) {
+  SslPtr<ASN1_TIME> t(ASN1_TIME_new());
+  if (t == nullptr) return SslInternal("ASN1_TIME_new");
+  if (auto s = SetTime(t.get(), time, what); !s.ok()) return s;
+  return I2d([&](uint8_t** out) { return i2d_ASN1_TIME(t.get(), out); },
+             "i2d_ASN1_TIME");
+}
+
+// DER of an Extension with `value` (an ASN.1 object of `nid`'s type).
+absl::StatusOr<std::string> ExtensionDer(int nid, void* value,
+                                         absl::string_view what) {
+  SslPtr<X509_EXTENSION> ext(X509V3_EXT_i2d(nid, 0, value));
+  if (ext == nullptr) {
+    return SslInternal(absl::StrCat("X509V3_EXT_i2d(", what, ")"));
+  }
+  return I2d([&](uint8_t** out) { return i2d_X509_EXTENSION(ext.get(), out); },
+             "i2d_X509_EXTENSION");
+}
+
+absl::StatusOr<SslPtr<ASN1_INTEGER>> SerialFromHex(absl::string_view hex) {
+  const bool ok = !hex.empty() && hex.size() <= 40 &&
+                  std::all_of(hex.begin(), hex.end(),
+                              [](char c) { return absl::ascii_isxdigit(c); });
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("revoked serial \"", absl::CHexEscape(hex.substr(0, 64)),
+                     "\" is not 1-40 hex digits"));
+  }
+  BIGNUM* raw = nullptr;
+  const std::string text(hex);
+  if (BN_hex2bn(&raw, text.c_str()) == 0) return SslInternal("BN_hex2bn");
+  SslPtr<BIGNUM> bn(raw);
+  SslPtr<ASN1_INTEGER> serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+  if (serial == nullptr) return SslInternal("BN_to_ASN1_INTEGER");
+  return serial;
+}
+
+}  // namespace
+
+int CrlReasonCode(absl::string_view reason) {
+  if (reason.empty()) return -1;
+  for (size_t i = 0; i < std::size(kCrlReasons); ++i) {
+    if (kCrlReasons[i] == reason) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+absl::StatusOr<std::string> IssueCrl(const CrlRequest& request,
+                                     const Certificate& issuer,
+                                     const Signer& signer) {
+  if (request.crl_number < 0) {
+    return absl::InvalidArgumentError("crl_number must not be negative");
+  }
+  if (request.next_update <= request.this_update) {
+    return absl::InvalidArgumentError(
+        "CRL nextUpdate must be after thisUpdate");
+  }
+  X509* ca = issuer.native();
+  if ((X509_get_extension_flags(ca) & EXFLAG_CA) == 0) {
+    return absl::InvalidArgumentError(
+        "CRL issuer is not a CA (basicConstraints cA is not true)");
+  }
+  if ((X509_get_extension_flags(ca) & EXFLAG_KUSAGE) != 0 &&
+      (X509_get_key_usage(ca) & KU_CRL_SIGN) == 0) {
+    return absl::InvalidArgumentError(
+        "CRL issuer's key usage does not allow cRLSign");
+  }
+  PublicKey signer_key = signer.public_key();
+  if (signer_key.native() == nullptr || !(issuer.public_key() == signer_key)) {
+    return absl::InvalidArgumentError(
+        "signer's public key does not match the CRL issuer's key");
+  }
+  auto algorithm = SigningAlgorithmFor(signer_key);
+  if (!algorithm.ok()) return algorithm.status();
+  auto algor = NewAlgorithm(*algorithm);
+  if (!algor.ok()) return algor.status();
+  auto algor_der =
+      I2d([&](uint8_t** out) { return i2d_X509_ALGOR(algor->get(), out); },
+          "i2d_X509_ALGOR");
+  if (!algor_der.ok()) return algor_der.status();
+
+  // TBSCertList (RFC 5280 section 5.1), built field by field: OpenSSL 3.0
+  // cannot set a CRL's inner signature algorithm without signing it with a
+  // local key.
+  std::string tbs;
+  AppendDerTlv(&tbs, 0x02, std::string(1, '\x01'));  // version v2
+  tbs += *algor_der;
+  auto issuer_name = I2d(
+      [&](uint8_t** out) {
+        return i2d_X509_NAME(X509_get_subject_name(ca), out);
+      },
+      "i2d_X509_NAME");
+  if (!issuer_name.ok()) return issuer_name.status();
+  tbs += *issuer_name;
+  for (const auto& [time, what] :
+       {std::pair{request.this_update, "thisUpdate"},
+        std::pair{request.next_update, "nextUpdate"}}) {
+    auto der = TimeDer(time, what);
+    if (!der.ok()) return der.status();
+    tbs += *der;
+  }
+  std::string entries;
+  for (const RevokedCertificate& revoked : request.revoked) {
+    const int code = CrlReasonCode(revoked.reason);
+    if (code < 0 || revoked.reason == "removeFromCRL") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("revocation reason \"", absl::CHexEscape(revoked.reason),
+                       "\" is not an RFC 5280 reason"));
+    }
+    auto serial = SerialFromHex(revoked.serial_hex);
+    if (!serial.ok()) return serial.status();
+    std::string entry;
+    auto serial_der =
+        I2d([&](uint8_t** out) { return i2d_ASN1_INTEGER(serial->get(), out); },
+            "i2d_ASN1_INTEGER");
+    if (!serial_der.ok()) return serial_der.status();
+    entry += *serial_der;
+    auto date = TimeDer(revoked.revocation_time, "revocationDate");
+    if (!date.ok()) return date.status();
+    entry += *date;
+    if (code != 0) {
+      SslPtr<ASN1_ENUMERATED> reason(ASN1_ENUMERATED_new());
+      if (reason == nullptr || !ASN1_ENUMERATED_set(reason.get(), code)) {
+        return SslInternal("ASN1_ENUMERATED_set");
+      }
+      auto ext = ExtensionDer(NID_crl_reason, reason.get(), "reasonCode");
+      if (!ext.ok()) return ext.status();
+      AppendDerTlv(&entry, 0x30, *ext);
+    }
+    AppendDerTlv(&entries, 0x30, entry);
+  }
+  if (!entries.empty()) AppendDerTlv(&tbs, 0x30, entries);
+
+  std::string extensions;
+  auto key_id = KeyIdOf(ca);
+  if (!key_id.ok()) return key_id.status();
+  SslPtr<AUTHORITY_KEYID> aki(AUTHORITY_KEYID_new());
+  if (aki == nullptr) return SslInternal("AUTHORITY_KEYID_new");
+  aki->keyid = key_id->release();
+  auto aki_der = ExtensionDer(NID_authority_key_identifier, aki.get(),
+                              "authorityKeyIdentifier");
+  if (!aki_der.ok()) return aki_der.status();
+  extensions += *aki_der;
+  SslPtr<ASN1_INTEGER> number(ASN1_INTEGER_new());
+  if (number == nullptr ||
+      !ASN1_INTEGER_set_uint64(number.get(),
+                               static_cast<uint64_t>(request.crl_number))) {
+    return SslInternal("ASN1_INTEGER_set_uint64");
+  }
+  auto number_der = ExtensionDer(NID_crl_number, number.get(), "cRLNumber");
+  if (!number_der.ok()) return number_der.status();
+  extensions += *number_der;
+  std::string extension_seq;
+  AppendDerTlv(&extension_seq, 0x30, extensions);
+  AppendDerTlv(&tbs, 0xa0, extension_seq);
+  std::string tbs_seq;
+  AppendDerTlv(&tbs_seq, 0x30, tbs);
+
+  auto signature = signer.Sign(tbs_seq, algorithm->digest);
+  if (!signature.ok()) return signature.status();
+  std::string der = AssembleCertificate(tbs_seq, *algor_der, *signature);
+  const auto* p = reinterpret_cast<const uint8_t*>(der.data());
+  SslPtr<X509_CRL> crl(
+      d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+  if (crl == nullptr)
+    return SslInternal("assembled CRL does not parse (d2i_X509_CRL)");
+  if (X509_CRL_verify(crl.get(), signer_key.native()) != 1) {
+    internal::ClearSslErrors();
+    return absl::InternalError(
+        "CRL signature returned by the signer does not verify with the "
+        "signer's public key; no CRL issued");
+  }
+  return der;
 }
 
 }  // namespace certplane::crypto

@@ -1,4 +1,4 @@
-// Issuing X.509 v3 certificates for certplane's internal CA.
+// Issuing X.509 v3 certificates and v2 CRLs for certplane's internal CA.
 //
 // The CA private key may live elsewhere (the vault service only offers "sign
 // these bytes"), so signing goes through the Signer interface: IssueCertificate
@@ -18,6 +18,7 @@
 #ifndef CERTPLANE_LIBS_CRYPTO_ISSUE_H_
 #define CERTPLANE_LIBS_CRYPTO_ISSUE_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,36 @@ absl::StatusOr<Certificate> IssueCertificate(const IssueRequest& request,
                                              const CertificateProfile& profile,
                                              const Certificate* issuer,
                                              const Signer& signer);
+
+// One revoked certificate in a CRL.
+struct RevokedCertificate {
+  std::string serial_hex;  // As CertificateInfo::serial_hex; 1-40 digits.
+  absl::Time revocation_time;
+  // RFC 5280 reason: "unspecified" (no reasonCode entry, as RFC 5280
+  // recommends), "keyCompromise", "cACompromise", "affiliationChanged",
+  // "superseded", "cessationOfOperation", "certificateHold",
+  // "privilegeWithdrawn", "aACompromise".
+  std::string reason = "unspecified";
+};
+
+struct CrlRequest {
+  int64_t crl_number = 0;  // cRLNumber; must grow with every CRL (>= 0).
+  absl::Time this_update;
+  absl::Time next_update;  // After this_update.
+  std::vector<RevokedCertificate> revoked;
+};
+
+// The RFC 5280 reason code of `reason` (above), or -1.
+int CrlReasonCode(absl::string_view reason);
+
+// Issues a v2 CRL (DER) for `issuer` with cRLNumber, authorityKeyIdentifier
+// (the issuer's SKI) and a reasonCode per entry. The signer's key must be
+// the issuer's and the issuer a CA whose key usage (when present) allows
+// cRLSign. INVALID_ARGUMENT names a bad request or issuer; a signature that
+// does not verify is INTERNAL.
+absl::StatusOr<std::string> IssueCrl(const CrlRequest& request,
+                                     const Certificate& issuer,
+                                     const Signer& signer);
 
 }  // namespace certplane::crypto
 

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "libs/crypto/csr.h"
 #include "libs/crypto/testing/test_pki.h"
+#include "libs/testing/scratch_dir.h"
 #include "libs/testing/status_matchers.h"
 
 namespace certplane::crypto {
@@ -615,6 +616,100 @@ TEST_CASE("RefusesRequestFromCsrWithBadSignature") {
   CHECK_THAT(IssueRequestFromCsr(tampered),
              StatusIs(absl::StatusCode::kInvalidArgument,
                       "CSR signature does not verify"));
+}
+
+}  // namespace
+}  // namespace certplane::crypto
+
+namespace certplane::crypto {
+namespace {
+
+TEST_CASE("IssuesACrlThatOpensslVerifiesWithEveryEntryAndReason") {
+  using ::certplane::testing::ScratchDir;
+  testing::TestCertOptions options;
+  options.common_name = "CRL Test CA";
+  testing::TestIdentity ca = ValueOrDie(testing::MakeRootCa(options));
+  PrivateKeySigner signer(ca.key);
+  const absl::Time now = absl::FromUnixSeconds(1796300000);
+  CrlRequest request;
+  request.crl_number = 7;
+  request.this_update = now;
+  request.next_update = now + absl::Hours(24 * 7);
+  request.revoked = {
+      {"0a1b2c3d", now - absl::Hours(2), "keyCompromise"},
+      {"ff", now - absl::Hours(1), "unspecified"},
+      {"7fffffffffffffffffffffffffffffffffffffff", now, "superseded"}};
+  std::string der = ValueOrDie(IssueCrl(request, ca.cert, signer));
+
+  ScratchDir dir("certplane-crl");
+  dir.Write("crl.der", der);
+  dir.Write("ca.pem", ca.cert.ToPem());
+  ::certplane::testing::CommandResult r = dir.Run(
+      "openssl crl -inform DER -in crl.der -CAfile ca.pem -noout -text");
+  INFO(r.out << r.err);
+  REQUIRE(r.ok());
+  CHECK_THAT(r.err + r.out, Contains("verify OK"));
+  CHECK_THAT(r.out, Contains("Version 2"));
+  CHECK_THAT(r.out, Contains("CN = CRL Test CA"));
+  CHECK_THAT(r.out, Contains("X509v3 CRL Number"));
+  CHECK_THAT(r.out, Contains("X509v3 Authority Key Identifier"));
+  CHECK_THAT(r.out, Contains("0A1B2C3D"));
+  CHECK_THAT(r.out, Contains("Key Compromise"));
+  CHECK_THAT(r.out, Contains("Superseded"));
+  CHECK_THAT(r.out, Contains("7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"));
+  // "unspecified" has no reasonCode entry (RFC 5280 5.3.1).
+  CHECK_THAT(r.out, !Contains("Unspecified"));
+
+  // An empty CRL is valid too.
+  request.revoked.clear();
+  dir.Write("empty.der", ValueOrDie(IssueCrl(request, ca.cert, signer)));
+  ::certplane::testing::CommandResult empty = dir.Run(
+      "openssl crl -inform DER -in empty.der -CAfile ca.pem -noout -text");
+  INFO(empty.err);
+  REQUIRE(empty.ok());
+  CHECK_THAT(empty.out, Contains("No Revoked Certificates"));
+}
+
+TEST_CASE("IssueCrlRefusesBadRequestsIssuersAndSigners") {
+  testing::TestCertOptions options;
+  testing::TestIdentity ca = ValueOrDie(testing::MakeRootCa(options));
+  testing::TestIdentity leaf = ValueOrDie(testing::MakeLeaf(ca, options));
+  PrivateKeySigner signer(ca.key);
+  const absl::Time now = absl::FromUnixSeconds(1796300000);
+  CrlRequest ok;
+  ok.crl_number = 1;
+  ok.this_update = now;
+  ok.next_update = now + absl::Hours(1);
+  CrlRequest r = ok;
+  r.next_update = now;
+  CHECK_THAT(IssueCrl(r, ca.cert, signer),
+             StatusIs(absl::StatusCode::kInvalidArgument, "nextUpdate"));
+  r = ok;
+  r.crl_number = -1;
+  CHECK_THAT(IssueCrl(r, ca.cert, signer),
+             StatusIs(absl::StatusCode::kInvalidArgument, "crl_number"));
+  for (const char* serial :
+       {"", "xyz", "-1", "0123456789012345678901234567890123456789a"}) {
+    INFO(serial);
+    r = ok;
+    r.revoked = {{serial, now, "keyCompromise"}};
+    CHECK_THAT(IssueCrl(r, ca.cert, signer),
+               StatusIs(absl::StatusCode::kInvalidArgument, "serial"));
+  }
+  for (const char* reason : {"", "stolen", "removeFromCRL"}) {
+    INFO(reason);
+    r = ok;
+    r.revoked = {{"01", now, reason}};
+    CHECK_THAT(IssueCrl(r, ca.cert, signer),
+               StatusIs(absl::StatusCode::kInvalidArgument, "reason"));
+  }
+  CHECK_THAT(IssueCrl(ok, leaf.cert, PrivateKeySigner(leaf.key)),
+             StatusIs(absl::StatusCode::kInvalidArgument, "not a CA"));
+  CHECK_THAT(IssueCrl(ok, ca.cert, PrivateKeySigner(leaf.key)),
+             StatusIs(absl::StatusCode::kInvalidArgument, "does not match"));
+  CHECK(CrlReasonCode("keyCompromise") == 1);
+  CHECK(CrlReasonCode("aACompromise") == 10);
+  CHECK(CrlReasonCode("") == -1);
 }
 
 }  // namespace
