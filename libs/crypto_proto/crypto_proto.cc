@@ -2,6 +2,9 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
 namespace certplane::crypto_proto {
 namespace {
 
@@ -149,6 +152,74 @@ google::protobuf::Timestamp TimeToProto(absl::Time time) {
 absl::Time TimeFromProto(const google::protobuf::Timestamp& timestamp) {
   return absl::FromUnixSeconds(timestamp.seconds()) +
          absl::Nanoseconds(timestamp.nanos());
+}
+
+absl::StatusOr<crypto::KeyType> KeyTypeFromProto(int type,
+                                                 absl::string_view field) {
+  switch (type) {
+    case common::RSA_2048:
+      return crypto::KeyType::kRsa2048;
+    case common::RSA_3072:
+      return crypto::KeyType::kRsa3072;
+    case common::RSA_4096:
+      return crypto::KeyType::kRsa4096;
+    case common::ECDSA_P256:
+      return crypto::KeyType::kEcdsaP256;
+    case common::ECDSA_P384:
+      return crypto::KeyType::kEcdsaP384;
+    case common::ED25519:
+      return crypto::KeyType::kEd25519;
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, ": ", type,
+      " is not a key type certplane generates; use RSA_2048, RSA_3072, "
+      "RSA_4096, ECDSA_P256, ECDSA_P384 or ED25519"));
+}
+
+absl::StatusOr<crypto::DistinguishedName> DistinguishedNameFromProto(
+    const common::DistinguishedName& name, absl::string_view field) {
+  crypto::DistinguishedName out;
+  for (int i = 0; i < name.attributes_size(); ++i) {
+    const common::NameAttribute& attribute = name.attributes(i);
+    if (attribute.type().empty() && attribute.oid().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".attributes[", i, "]: type or oid is required"));
+    }
+    out.attributes.push_back(
+        {attribute.type(), attribute.oid(), attribute.value()});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<crypto::SubjectAltName>> SubjectAltNamesFromProto(
+    const google::protobuf::RepeatedPtrField<common::SubjectAltName>& sans,
+    absl::string_view field) {
+  std::vector<crypto::SubjectAltName> out;
+  out.reserve(static_cast<size_t>(sans.size()));
+  for (int i = 0; i < sans.size(); ++i) {
+    crypto::SanType type;
+    switch (sans[i].type()) {
+      case common::SubjectAltName::DNS:
+        type = crypto::SanType::kDns;
+        break;
+      case common::SubjectAltName::IP:
+        type = crypto::SanType::kIp;
+        break;
+      case common::SubjectAltName::EMAIL:
+        type = crypto::SanType::kEmail;
+        break;
+      case common::SubjectAltName::URI:
+        type = crypto::SanType::kUri;
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, "[", i, "].type: must be DNS, IP, EMAIL or URI"));
+    }
+    out.push_back({type, sans[i].value()});
+  }
+  return out;
 }
 
 }  // namespace certplane::crypto_proto

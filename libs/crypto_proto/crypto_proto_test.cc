@@ -156,5 +156,40 @@ TEST_CASE("TimestampsRoundTripAndClampToTheProtoRange") {
   CHECK(TimeToProto(absl::InfinitePast()).seconds() == -62135596800);
 }
 
+TEST_CASE("RequestMessagesConvertOrNameTheBadField") {
+  CHECK(ValueOrDie(KeyTypeFromProto(common::ECDSA_P384, "spec.type")) ==
+        crypto::KeyType::kEcdsaP384);
+  CHECK_THAT(KeyTypeFromProto(common::KEY_TYPE_UNSPECIFIED, "key_spec.type"),
+             ::certplane::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                            "key_spec.type: 0"));
+  common::DistinguishedName dn;
+  common::NameAttribute* cn = dn.add_attributes();
+  cn->set_type("CN");
+  cn->set_value("a.example.com");
+  crypto::DistinguishedName parsed =
+      ValueOrDie(DistinguishedNameFromProto(dn, "subject"));
+  CHECK(parsed.Get("CN") == "a.example.com");
+  dn.add_attributes()->set_value("no type");
+  CHECK_THAT(DistinguishedNameFromProto(dn, "subject"),
+             ::certplane::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                            "subject.attributes[1]"));
+  google::protobuf::RepeatedPtrField<common::SubjectAltName> sans;
+  common::SubjectAltName* dns = sans.Add();
+  dns->set_type(common::SubjectAltName::DNS);
+  dns->set_value("a.example.com");
+  common::SubjectAltName* ip = sans.Add();
+  ip->set_type(common::SubjectAltName::IP);
+  ip->set_value("10.0.0.1");
+  std::vector<crypto::SubjectAltName> got =
+      ValueOrDie(SubjectAltNamesFromProto(sans, "sans"));
+  REQUIRE(got.size() == 2);
+  CHECK(got[1].type == crypto::SanType::kIp);
+  CHECK(got[1].value == "10.0.0.1");
+  sans.Add()->set_value("untyped");
+  CHECK_THAT(SubjectAltNamesFromProto(sans, "sans"),
+             ::certplane::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                            "sans[2].type"));
+}
+
 }  // namespace
 }  // namespace certplane::crypto_proto

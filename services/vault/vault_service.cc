@@ -146,26 +146,7 @@ absl::Status ValidateExportPassword(absl::string_view password) {
 }
 
 absl::StatusOr<crypto::KeyType> KeyTypeFromProto(int type) {
-  switch (type) {
-    case common::RSA_2048:
-      return crypto::KeyType::kRsa2048;
-    case common::RSA_3072:
-      return crypto::KeyType::kRsa3072;
-    case common::RSA_4096:
-      return crypto::KeyType::kRsa4096;
-    case common::ECDSA_P256:
-      return crypto::KeyType::kEcdsaP256;
-    case common::ECDSA_P384:
-      return crypto::KeyType::kEcdsaP384;
-    case common::ED25519:
-      return crypto::KeyType::kEd25519;
-    default:
-      break;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "spec.type: ", type,
-      " is not a key type the vault generates; use RSA_2048, RSA_3072, "
-      "RSA_4096, ECDSA_P256, ECDSA_P384 or ED25519"));
+  return crypto_proto::KeyTypeFromProto(type, "spec.type");
 }
 
 // Whether `record` is a key of `type` (for idempotent retries).
@@ -256,42 +237,15 @@ absl::StatusOr<v1::Key> KeyToProto(const KeyRecord& record) {
   return key;
 }
 
-absl::StatusOr<crypto::SanType> SanTypeFromProto(int type, size_t index) {
-  switch (type) {
-    case common::SubjectAltName::DNS:
-      return crypto::SanType::kDns;
-    case common::SubjectAltName::IP:
-      return crypto::SanType::kIp;
-    case common::SubjectAltName::EMAIL:
-      return crypto::SanType::kEmail;
-    case common::SubjectAltName::URI:
-      return crypto::SanType::kUri;
-    default:
-      break;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("sans[", index, "].type: must be DNS, IP, EMAIL or URI"));
-}
-
 absl::StatusOr<crypto::CsrOptions> CsrOptionsFromProto(
     const v1::CreateCsrRequest& request) {
   crypto::CsrOptions options;
-  const auto& attributes = request.subject().attributes();
-  for (int i = 0; i < attributes.size(); ++i) {
-    const common::NameAttribute& attribute = attributes[i];
-    if (attribute.type().empty() && attribute.oid().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("subject.attributes[", i, "]: type or oid is required"));
-    }
-    options.subject.attributes.push_back(
-        {attribute.type(), attribute.oid(), attribute.value()});
-  }
-  for (int i = 0; i < request.sans_size(); ++i) {
-    CERTPLANE_ASSIGN_OR_RETURN(
-        crypto::SanType type,
-        SanTypeFromProto(request.sans(i).type(), static_cast<size_t>(i)));
-    options.sans.push_back({type, request.sans(i).value()});
-  }
+  CERTPLANE_ASSIGN_OR_RETURN(
+      options.subject,
+      crypto_proto::DistinguishedNameFromProto(request.subject(), "subject"));
+  CERTPLANE_ASSIGN_OR_RETURN(
+      options.sans,
+      crypto_proto::SubjectAltNamesFromProto(request.sans(), "sans"));
   if (options.subject.attributes.empty() && options.sans.empty()) {
     return absl::InvalidArgumentError(
         "subject, sans: a CSR needs a subject or at least one SAN");
