@@ -908,6 +908,24 @@ std::string CurrentAssignments(db::SqlParams& p, const CertificateFacts& f,
                       ", status = 'active', has_key = ", Int(has_key ? 1 : 0));
 }
 
+// Points certificate `id` at its new current version: its facts, version
+// numbers, update time and a new etag.
+void SetCurrentVersion(soci::session& sql, const std::string& id,
+                       const CertificateFacts& facts, bool has_key,
+                       int64_t current_version, int64_t version_count,
+                       absl::Time now, absl::BitGen& gen) {
+  db::SqlParams p;
+  db::ExecuteWithParams(
+      sql,
+      absl::StrCat("UPDATE certificates SET ",
+                   CurrentAssignments(p, facts, has_key),
+                   ", current_version = ", Int(current_version),
+                   ", version_count = ", Int(version_count),
+                   ", update_time_us = ", Int(Micros(now)), ", etag = ",
+                   p.Add(NewEtag(gen)), " WHERE certificate_id = ", p.Add(id)),
+      p);
+}
+
 constexpr absl::string_view kCertInsertColumns =
     "certificate_id, display_name, owner, source, desired, auto_renew, "
     "renew_before_days, reuse_key, current_version, version_count, "
@@ -1978,17 +1996,8 @@ absl::Status SqlInventoryStore::ImportTx(
     const Target& t = targets[id];
     const ImportItem& item = items[t.latest_item];
     const NewVersion& nv = new_versions[batch_sha[item.facts.sha256_hex]];
-    db::SqlParams p;
-    db::ExecuteWithParams(
-        sql,
-        absl::StrCat("UPDATE certificates SET ",
-                     CurrentAssignments(p, item.facts, !nv.key_name.empty()),
-                     ", current_version = ", Int(t.current_version),
-                     ", version_count = ", Int(t.version_count),
-                     ", update_time_us = ", Int(Micros(now)),
-                     ", etag = ", p.Add(NewEtag(gen)),
-                     " WHERE certificate_id = ", p.Add(id)),
-        p);
+    SetCurrentVersion(sql, id, item.facts, !nv.key_name.empty(),
+                      t.current_version, t.version_count, now, gen);
     DeleteWhereId(sql, "certificate_sans", id);
     InsertSans(sans, id, item.facts.sans);
   }
@@ -2185,19 +2194,8 @@ absl::StatusOr<VersionRecord> SqlInventoryStore::AddVersion(
                             out.chain_complete, out.key_name, out.origin, now)),
           p);
     }
-    {
-      db::SqlParams p;
-      db::ExecuteWithParams(
-          sql,
-          absl::StrCat("UPDATE certificates SET ",
-                       CurrentAssignments(p, out.facts, !out.key_name.empty()),
-                       ", current_version = ", Int(out.version),
-                       ", version_count = ", Int(out.version),
-                       ", update_time_us = ", Int(Micros(now)),
-                       ", etag = ", p.Add(NewEtag(gen)),
-                       " WHERE certificate_id = ", p.Add(id)),
-          p);
-    }
+    SetCurrentVersion(sql, id, out.facts, !out.key_name.empty(), out.version,
+                      out.version, now, gen);
     DeleteWhereId(sql, "certificate_sans", id);
     MultiInsert sans(sql, kSansInsert);
     InsertSans(sans, id, out.facts.sans);

@@ -269,6 +269,28 @@ absl::StatusOr<std::optional<OrderRecord>> FindOrderBy(
   return ReadOrder(sql, id, "");
 }
 
+// The order `id`, locked for this transaction; NOT_FOUND when absent.
+absl::StatusOr<OrderRecord> LockOrder(soci::session& sql, const std::string& id,
+                                      absl::string_view row_lock) {
+  absl::StatusOr<std::optional<OrderRecord>> current =
+      ReadOrder(sql, id, row_lock);
+  if (!current.ok()) return current.status();
+  if (!current->has_value()) {
+    return absl::NotFoundError(absl::StrCat("order ", id, " does not exist"));
+  }
+  return **std::move(current);
+}
+
+// ABORTED when `expected_etag` is set and is not the order's.
+absl::Status CheckEtag(const OrderRecord& order,
+                       absl::string_view expected_etag) {
+  if (expected_etag.empty() || expected_etag == order.etag) {
+    return absl::OkStatus();
+  }
+  return absl::AbortedError(absl::StrCat(
+      "order ", order.order_id, " changed since it was read (etag mismatch)"));
+}
+
 void AppendEvent(soci::session& sql, const std::string& id,
                  const OrderEventRecord& e) {
   long long seq = 0;
@@ -384,7 +406,6 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::CreateOrder(
         p.Add(out.request_hash),
         p.Add(static_cast<long long>(out.required_approvals)),
         p.Add(out.renewal_of),
-        open_renewal ? p.Add(out.renewal_of) : "NULL",
         p.Add(out.key_name),
         p.Add(out.csr_pem),
         p.Add(out.certificate_id),
@@ -401,15 +422,13 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::CreateOrder(
         p.Add(Micros(out.lease_expiry)),
         p.Add(Micros(out.create_time)),
         p.Add(Micros(out.update_time)),
-        p.Add(out.etag)};
-    db::ExecuteWithParams(
-        sql,
-        absl::StrCat("INSERT INTO orders (", kOrderColumns,
-                     ", open_renewal_of) VALUES (",
-                     absl::StrJoin(v.begin(), v.begin() + 14, ", "), ", ",
-                     absl::StrJoin(v.begin() + 15, v.end(), ", "), ", ", v[14],
-                     ")"),
-        p);
+        p.Add(out.etag),
+        open_renewal ? p.Add(out.renewal_of) : "NULL"};
+    db::ExecuteWithParams(sql,
+                          absl::StrCat("INSERT INTO orders (", kOrderColumns,
+                                       ", open_renewal_of) VALUES (",
+                                       absl::StrJoin(v, ", "), ")"),
+                          p);
     OrderEventRecord event = created;
     event.from_state.clear();
     event.to_state = out.state;
@@ -485,23 +504,16 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::Transition(
   }
   OrderRecord out;
   absl::Status status = db_.Transact([&](soci::session& sql) -> absl::Status {
-    absl::StatusOr<std::optional<OrderRecord>> current =
-        ReadOrder(sql, id, row_lock_);
-    if (!current.ok()) return current.status();
-    if (!current->has_value()) {
-      return absl::NotFoundError(absl::StrCat("order ", id, " does not exist"));
-    }
-    OrderRecord r = **std::move(current);
+    absl::StatusOr<OrderRecord> locked = LockOrder(sql, id, row_lock_);
+    if (!locked.ok()) return locked.status();
+    OrderRecord r = *std::move(locked);
     if (std::find(from_states.begin(), from_states.end(), r.state) ==
         from_states.end()) {
       return absl::FailedPreconditionError(
           absl::StrCat("order ", id, " is ", r.state, "; it cannot become ",
                        event.to_state, " from there"));
     }
-    if (!expected_etag.empty() && expected_etag != r.etag) {
-      return absl::AbortedError(absl::StrCat(
-          "order ", id, " changed since it was read (etag mismatch)"));
-    }
+    if (absl::Status s = CheckEtag(r, expected_etag); !s.ok()) return s;
     if (!lease_owner.empty() && r.lease_owner != lease_owner) {
       return absl::FailedPreconditionError(
           absl::StrCat("order ", id, " is no longer leased to ", lease_owner));
@@ -578,23 +590,16 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::AddApproval(
   if (absl::Status s = CheckOrderId(id); !s.ok()) return s;
   OrderRecord out;
   absl::Status status = db_.Transact([&](soci::session& sql) -> absl::Status {
-    absl::StatusOr<std::optional<OrderRecord>> current =
-        ReadOrder(sql, id, row_lock_);
-    if (!current.ok()) return current.status();
-    if (!current->has_value()) {
-      return absl::NotFoundError(absl::StrCat("order ", id, " does not exist"));
-    }
-    OrderRecord r = **std::move(current);
+    absl::StatusOr<OrderRecord> locked = LockOrder(sql, id, row_lock_);
+    if (!locked.ok()) return locked.status();
+    OrderRecord r = *std::move(locked);
     if (r.state != kPendingApproval) {
       return absl::FailedPreconditionError(
           absl::StrCat("order ", id, " is ", r.state,
                        "; only orders pending approval can "
                        "be approved"));
     }
-    if (!expected_etag.empty() && expected_etag != r.etag) {
-      return absl::AbortedError(absl::StrCat(
-          "order ", id, " changed since it was read (etag mismatch)"));
-    }
+    if (absl::Status s = CheckEtag(r, expected_etag); !s.ok()) return s;
     for (const ApprovalRecord& a : r.approvals) {
       if (a.approver == approval.approver) {
         return absl::AlreadyExistsError(absl::StrCat(
