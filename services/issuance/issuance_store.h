@@ -130,6 +130,24 @@ struct OrderUpdate {
   bool release_lease = false;
 };
 
+// ListOrders. page_size 1-1000; filter and order_by as ListOrdersRequest
+// documents them.
+struct OrderQuery {
+  int page_size = 50;
+  std::string page_token;
+  std::string filter;
+  std::string order_by;
+};
+
+struct OrderPage {
+  std::vector<OrderRecord> orders;  // Without events and approvals.
+  std::string next_page_token;
+  int64_t total_size = 0;  // Exact up to 10,000; 10,001 means more.
+};
+
+inline constexpr int kMaxOrderPageSize = 1000;
+inline constexpr int64_t kOrderTotalSizeCap = 10000;
+
 class IssuanceStore {
  public:
   virtual ~IssuanceStore() = default;
@@ -176,11 +194,75 @@ class IssuanceStore {
   virtual absl::StatusOr<std::vector<OrderRecord>> ClaimOrders(
       absl::Span<const std::string> states, absl::string_view worker,
       absl::Time now, absl::Duration lease, int limit) = 0;
+
+  // A page of orders. INVALID_ARGUMENT for a bad page_size, filter,
+  // order_by or page_token.
+  virtual absl::StatusOr<OrderPage> ListOrders(const OrderQuery& query) = 0;
+};
+
+// An internal CA's certificates and the vault keys that sign for them, and
+// its latest CRL. Made once, on the first start that finds the issuer
+// missing; every replica then reads the same record.
+struct CaRecord {
+  std::string issuer_id;
+  std::string root_key_name;  // "keys/{id}" in the vault.
+  std::string root_der;
+  std::string intermediate_key_name;
+  std::string intermediate_der;  // Signs the leaves and the CRL.
+  absl::Time create_time;
+  // The latest CRL: its number (0: none yet), DER and times.
+  int64_t crl_number = 0;
+  std::string crl_der;
+  absl::Time crl_this_update = absl::InfinitePast();
+  absl::Time crl_next_update = absl::InfinitePast();
+};
+
+// One revoked certificate of an internal CA.
+struct RevocationRecord {
+  std::string issuer_id;
+  std::string serial_hex;  // Lowercase, as crypto::CertificateInfo has it.
+  std::string reason;      // An RFC 5280 reason name (crypto::CrlReasonCode).
+  absl::Time revoke_time;
+  // "certificates/{id}/versions/{n}" in the inventory, when known.
+  std::string certificate_version;
+  // The first CRL that lists it; 0 until one is published.
+  int64_t crl_number = 0;
+};
+
+class CaStore {
+ public:
+  virtual ~CaStore() = default;
+
+  // The CA of `issuer_id`, if made.
+  virtual absl::StatusOr<std::optional<CaRecord>> GetCa(
+      absl::string_view issuer_id) = 0;
+  // Stores `ca` unless the issuer has one already; returns the stored one
+  // (so of two replicas making the CA at once, both use the first).
+  virtual absl::StatusOr<CaRecord> CreateCa(const CaRecord& ca) = 0;
+
+  // Records a revocation; a repeat for the same serial returns the first
+  // record unchanged (revoking twice is not an error, and keeps the first
+  // reason and time).
+  virtual absl::StatusOr<RevocationRecord> AddRevocation(
+      const RevocationRecord& revocation) = 0;
+  // Every revocation of the issuer, oldest first.
+  virtual absl::StatusOr<std::vector<RevocationRecord>> ListRevocations(
+      absl::string_view issuer_id) = 0;
+  // Publishes a CRL numbered `crl_number`, which must be the stored number
+  // + 1 (ABORTED otherwise: another replica published first; read again),
+  // and sets crl_number on the revocations it is the first to list (those
+  // with revoke_time <= this_update not yet listed). Returns the updated CA.
+  virtual absl::StatusOr<CaRecord> PublishCrl(absl::string_view issuer_id,
+                                              int64_t crl_number,
+                                              const std::string& der,
+                                              absl::Time this_update,
+                                              absl::Time next_update) = 0;
 };
 
 // The SOCI store over `db` (migrated with IssuanceMigrations()). `db` must
 // outlive the store.
 std::unique_ptr<IssuanceStore> NewSqlIssuanceStore(db::Database& db);
+std::unique_ptr<CaStore> NewSqlCaStore(db::Database& db);
 
 }  // namespace certplane::issuance
 

@@ -73,16 +73,44 @@ CREATE TABLE order_approvals (
 );
 )sql";
 
-std::string ForDialect(bool postgres) {
-  return absl::StrReplaceAll(kV1, {{"$C", postgres ? " COLLATE \"C\"" : ""}});
+// Internal CAs and their revocations.
+constexpr char kV2[] = R"sql(
+CREATE TABLE certificate_authorities (
+  issuer_id TEXT$C PRIMARY KEY,
+  root_key_name TEXT NOT NULL,
+  root_der TEXT NOT NULL,
+  intermediate_key_name TEXT NOT NULL,
+  intermediate_der TEXT NOT NULL,
+  create_time_us BIGINT NOT NULL,
+  crl_number BIGINT NOT NULL CHECK (crl_number >= 0),
+  crl_der TEXT NOT NULL,
+  crl_this_update_us BIGINT NOT NULL,
+  crl_next_update_us BIGINT NOT NULL
+);
+
+CREATE TABLE revocations (
+  issuer_id TEXT$C NOT NULL,
+  serial_hex TEXT$C NOT NULL,
+  reason TEXT NOT NULL,
+  revoke_time_us BIGINT NOT NULL,
+  certificate_version TEXT NOT NULL,
+  crl_number BIGINT NOT NULL CHECK (crl_number >= 0),
+  PRIMARY KEY (issuer_id, serial_hex)
+);
+)sql";
+
+std::string ForDialect(const char* text, bool postgres) {
+  return absl::StrReplaceAll(text, {{"$C", postgres ? " COLLATE \"C\"" : ""}});
 }
 
 }  // namespace
 
 absl::Span<const db::Migration> IssuanceMigrations() {
   static const auto* const kMigrations = new std::vector<db::Migration>{
-      {1, "create orders, order events and approvals", ForDialect(true),
-       ForDialect(false)},
+      {1, "create orders, order events and approvals", ForDialect(kV1, true),
+       ForDialect(kV1, false)},
+      {2, "create certificate authorities and revocations",
+       ForDialect(kV2, true), ForDialect(kV2, false)},
   };
   return *kMigrations;
 }

@@ -15,9 +15,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "libs/aip/filter.h"
 #include "libs/db/database.h"
 #include "libs/db/query.h"
 #include "libs/db/sql_params.h"
@@ -326,6 +329,7 @@ class SqlIssuanceStore final : public IssuanceStore {
   absl::StatusOr<std::vector<OrderRecord>> ClaimOrders(
       absl::Span<const std::string> states, absl::string_view worker,
       absl::Time now, absl::Duration lease, int limit) override;
+  absl::StatusOr<OrderPage> ListOrders(const OrderQuery& query) override;
 
  private:
   absl::StatusOr<OrderRecord> ExistingForRequest(const OrderRecord& order,
@@ -700,6 +704,506 @@ absl::StatusOr<std::vector<OrderRecord>> SqlIssuanceStore::ClaimOrders(
   return out;
 }
 
+// ListOrders: the filter fields (ListOrdersRequest) over the orders table.
+
+// A field whose API value is "<prefix><stored value>" ("issuers/internal"),
+// also accepted without the prefix.
+aip::CustomCompiler NamedField(std::string column, std::string prefix) {
+  return [column, prefix](const aip::Comparison& c,
+                          SqlParams& p) -> absl::StatusOr<std::string> {
+    if (c.op != aip::Comparator::kEq && c.op != aip::Comparator::kNe &&
+        c.op != aip::Comparator::kHas) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "filter: \"", aip::ComparatorSymbol(c.op),
+          "\" does not apply to field ", c.field, " (use = or !=)"));
+    }
+    absl::string_view value = c.value;
+    absl::ConsumePrefix(&value, prefix);
+    return absl::StrCat(column, c.op == aip::Comparator::kNe ? " <> " : " = ",
+                        p.Add(std::string(value)));
+  };
+}
+
+// reason: NEW_CERTIFICATE or RENEWAL (as in the API), stored new/renewal.
+absl::StatusOr<std::string> ReasonCondition(const aip::Comparison& c,
+                                            SqlParams& p) {
+  const std::string v = absl::AsciiStrToUpper(c.value);
+  std::string stored;
+  if (v == "NEW_CERTIFICATE" || v == "NEW") {
+    stored = "new";
+  } else if (v == "RENEWAL") {
+    stored = "renewal";
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("filter: \"", c.value,
+                     "\" is not a value of field reason (one of: "
+                     "NEW_CERTIFICATE, RENEWAL)"));
+  }
+  if (c.op == aip::Comparator::kNe) {
+    return absl::StrCat("reason <> ", p.Add(stored));
+  }
+  if (c.op != aip::Comparator::kEq && c.op != aip::Comparator::kHas) {
+    return absl::InvalidArgumentError("filter: reason takes only = and !=");
+  }
+  return absl::StrCat("reason = ", p.Add(stored));
+}
+
+// san: any of the order's SANs (stored one per line), exactly or with "*"
+// at the start and/or end under ":".
+absl::StatusOr<std::string> SanCondition(const aip::Comparison& c,
+                                         SqlParams& p) {
+  absl::string_view value = c.value;
+  bool prefix_wild = false, suffix_wild = false;
+  if (c.op == aip::Comparator::kHas) {
+    prefix_wild = absl::ConsumePrefix(&value, "*");
+    suffix_wild = absl::ConsumeSuffix(&value, "*");
+  } else if (c.op != aip::Comparator::kEq && c.op != aip::Comparator::kNe) {
+    return absl::InvalidArgumentError(
+        "filter: san takes =, != and \":\" (with * wildcards)");
+  }
+  if (value.find('\n') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("filter: san values have no newlines");
+  }
+  const std::string pattern =
+      absl::StrCat("%\n", prefix_wild ? "%" : "", aip::EscapeLike(value),
+                   suffix_wild ? "%" : "", "\n%");
+  return absl::StrCat(c.op == aip::Comparator::kNe ? "NOT " : "",
+                      "(('\n' || sans || '\n') LIKE ", p.Add(pattern),
+                      " ESCAPE '\\')");
+}
+
+const aip::FieldSchema& OrderFilterSchema() {
+  static const aip::FieldSchema* const kSchema = [] {
+    auto* schema = new aip::FieldSchema();
+    std::vector<std::string> states(std::begin(kStates), std::end(kStates));
+    schema->Enum("state", "state", states)
+        .Custom("reason", ReasonCondition)
+        .Custom("issuer", NamedField("issuer_id", "issuers/"))
+        .Custom("certificate", NamedField("certificate_id", "certificates/"))
+        .Column("owner", aip::FieldType::kString, "owner")
+        .Column("environment", aip::FieldType::kString, "environment")
+        .Column("requester", aip::FieldType::kString, "requester")
+        .Column("common_name", aip::FieldType::kString, "common_name")
+        .Custom("san", SanCondition)
+        .Column("create_time", aip::FieldType::kTimestamp, "create_time_us")
+        .Column("update_time", aip::FieldType::kTimestamp, "update_time_us");
+    return schema;
+  }();
+  return *kSchema;
+}
+
+struct OrderSortColumn {
+  const char* field;
+  const char* sql;
+  bool integer;
+};
+constexpr OrderSortColumn kOrderSortColumns[] = {
+    {"create_time", "create_time_us", true},
+    {"update_time", "update_time_us", true},
+    {"state", "state", false},
+};
+
+std::string SortValue(absl::string_view field, const OrderRecord& r) {
+  if (field == "create_time") return absl::StrCat(Micros(r.create_time));
+  if (field == "update_time") return absl::StrCat(Micros(r.update_time));
+  return r.state;
+}
+
+absl::StatusOr<OrderPage> SqlIssuanceStore::ListOrders(
+    const OrderQuery& query) {
+  if (query.page_size < 1 || query.page_size > kMaxOrderPageSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size ", query.page_size, " is outside [1, ",
+                     kMaxOrderPageSize, "]"));
+  }
+  std::vector<std::string> allowed;
+  for (const OrderSortColumn& c : kOrderSortColumns) allowed.push_back(c.field);
+  absl::StatusOr<std::vector<aip::OrderField>> order = aip::ParseOrderBy(
+      query.order_by, allowed, {{.field = "create_time", .descending = true}});
+  if (!order.ok()) return order.status();
+  std::vector<aip::KeysetColumn> keyset;
+  std::vector<std::string> order_sql;
+  for (const aip::OrderField& f : *order) {
+    for (const OrderSortColumn& c : kOrderSortColumns) {
+      if (f.field != c.field) continue;
+      keyset.push_back(
+          {.sql = c.sql, .descending = f.descending, .integer = c.integer});
+      order_sql.push_back(absl::StrCat(c.sql, f.descending ? " DESC" : ""));
+    }
+  }
+  const bool tie_desc = order->back().descending;
+  keyset.push_back({.sql = "order_id", .descending = tie_desc});
+  order_sql.push_back(tie_desc ? "order_id DESC" : "order_id");
+
+  // The token holds the last row's sort values, then the first page's
+  // total_size (later pages reuse it).
+  const std::string fingerprint =
+      absl::StrCat("orders\n", query.filter, "\n", query.order_by);
+  std::optional<aip::PageCursor> cursor;
+  long long carried_total = 0;
+  if (!query.page_token.empty()) {
+    absl::StatusOr<aip::PageCursor> c =
+        aip::DecodePageToken(fingerprint, query.page_token);
+    if (!c.ok()) return c.status();
+    if (c->values.size() != keyset.size() + 1 ||
+        !absl::SimpleAtoi(c->values.back(), &carried_total) ||
+        carried_total < 0 || carried_total > kOrderTotalSizeCap + 1) {
+      return absl::InvalidArgumentError(
+          "page_token is malformed: not from a previous page of this query");
+    }
+    c->values.pop_back();
+    cursor = *std::move(c);
+  }
+  // Compiled before any SQL runs, so a bad filter or token is
+  // INVALID_ARGUMENT.
+  auto where = [&](SqlParams& p,
+                   bool with_cursor) -> absl::StatusOr<std::string> {
+    absl::StatusOr<std::string> w =
+        aip::CompileFilter(query.filter, OrderFilterSchema(), p);
+    if (!w.ok() || !with_cursor || !cursor.has_value()) return w;
+    absl::StatusOr<std::string> k = aip::KeysetCondition(keyset, *cursor, p);
+    if (!k.ok()) return k.status();
+    return absl::StrCat("(", *w, ") AND ", *k);
+  };
+  {
+    SqlParams p;
+    if (absl::StatusOr<std::string> w = where(p, true); !w.ok()) {
+      return w.status();
+    }
+  }
+  OrderPage page;
+  absl::Status s = db_.Transact(
+      [&](soci::session& sql) -> absl::Status {
+        page = OrderPage();
+        if (cursor.has_value()) {
+          page.total_size = carried_total;
+        } else {
+          SqlParams cp;
+          absl::StatusOr<std::string> w = where(cp, false);
+          if (!w.ok()) return w.status();
+          long long total = 0;
+          soci::statement st(sql);
+          st.exchange(soci::into(total));
+          cp.BindTo(st);
+          st.alloc();
+          st.prepare(
+              absl::StrCat("SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE ",
+                           *w, " LIMIT ", kOrderTotalSizeCap + 1, ") capped"));
+          st.define_and_bind();
+          st.execute(true);
+          page.total_size = total;
+        }
+        SqlParams p;
+        absl::StatusOr<std::string> w = where(p, true);
+        if (!w.ok()) return w.status();
+        OrderRow row;
+        absl::Status qs = RunQuery(
+            sql,
+            absl::StrCat("SELECT ", kOrderColumns, " FROM orders WHERE ", *w,
+                         " ORDER BY ", absl::StrJoin(order_sql, ", "),
+                         " LIMIT ", query.page_size + 1),
+            p, row, [&]() -> absl::Status {
+              absl::StatusOr<OrderRecord> r = row.ToRecord();
+              if (!r.ok()) return r.status();
+              page.orders.push_back(*std::move(r));
+              return absl::OkStatus();
+            });
+        if (!qs.ok()) return qs;
+        if (page.orders.size() > static_cast<size_t>(query.page_size)) {
+          page.orders.resize(query.page_size);
+          aip::PageCursor next;
+          for (const aip::OrderField& f : *order) {
+            next.values.push_back(SortValue(f.field, page.orders.back()));
+          }
+          next.values.push_back(page.orders.back().order_id);
+          next.values.push_back(absl::StrCat(page.total_size));
+          page.next_page_token = aip::EncodePageToken(fingerprint, next);
+        }
+        return absl::OkStatus();
+      },
+      db::TxMode::kReadOnly);
+  if (!s.ok()) return s;
+  return page;
+}
+
+// ---------------------------------------------------------------------------
+// Internal CAs.
+
+constexpr char kCaColumns[] =
+    "issuer_id, root_key_name, root_der, intermediate_key_name, "
+    "intermediate_der, create_time_us, crl_number, crl_der, "
+    "crl_this_update_us, crl_next_update_us";
+
+struct CaRow {
+  std::string issuer_id, root_key_name, root_hex, intermediate_key_name,
+      intermediate_hex, crl_hex;
+  long long create_us = 0, crl_number = 0, this_update_us = 0,
+            next_update_us = 0;
+  void Exchange(soci::statement& st) {
+    st.exchange(soci::into(issuer_id));
+    st.exchange(soci::into(root_key_name));
+    st.exchange(soci::into(root_hex));
+    st.exchange(soci::into(intermediate_key_name));
+    st.exchange(soci::into(intermediate_hex));
+    st.exchange(soci::into(create_us));
+    st.exchange(soci::into(crl_number));
+    st.exchange(soci::into(crl_hex));
+    st.exchange(soci::into(this_update_us));
+    st.exchange(soci::into(next_update_us));
+  }
+  absl::StatusOr<CaRecord> ToRecord() const {
+    CaRecord r;
+    r.issuer_id = issuer_id;
+    r.root_key_name = root_key_name;
+    r.intermediate_key_name = intermediate_key_name;
+    absl::StatusOr<std::string> root = FromHex(root_hex, "root certificate");
+    if (!root.ok()) return root.status();
+    r.root_der = *std::move(root);
+    absl::StatusOr<std::string> inter =
+        FromHex(intermediate_hex, "intermediate certificate");
+    if (!inter.ok()) return inter.status();
+    r.intermediate_der = *std::move(inter);
+    absl::StatusOr<std::string> crl = FromHex(crl_hex, "CRL");
+    if (!crl.ok()) return crl.status();
+    r.crl_der = *std::move(crl);
+    r.create_time = FromMicros(create_us);
+    r.crl_number = crl_number;
+    r.crl_this_update = FromMicros(this_update_us);
+    r.crl_next_update = FromMicros(next_update_us);
+    return r;
+  }
+};
+
+absl::StatusOr<std::optional<CaRecord>> ReadCa(soci::session& sql,
+                                               const std::string& issuer_id,
+                                               absl::string_view lock) {
+  std::optional<CaRecord> out;
+  CaRow row;
+  SqlParams p;
+  absl::Status s =
+      RunQuery(sql,
+               absl::StrCat("SELECT ", kCaColumns,
+                            " FROM certificate_authorities WHERE issuer_id = ",
+                            p.Add(issuer_id), lock),
+               p, row, [&]() -> absl::Status {
+                 absl::StatusOr<CaRecord> r = row.ToRecord();
+                 if (!r.ok()) return r.status();
+                 out = *std::move(r);
+                 return absl::OkStatus();
+               });
+  if (!s.ok()) return s;
+  return out;
+}
+
+struct RevocationRow {
+  std::string issuer_id, serial_hex, reason, certificate_version;
+  long long revoke_us = 0, crl_number = 0;
+  void Exchange(soci::statement& st) {
+    st.exchange(soci::into(issuer_id));
+    st.exchange(soci::into(serial_hex));
+    st.exchange(soci::into(reason));
+    st.exchange(soci::into(revoke_us));
+    st.exchange(soci::into(certificate_version));
+    st.exchange(soci::into(crl_number));
+  }
+  RevocationRecord ToRecord() const {
+    return {issuer_id,           serial_hex, reason, FromMicros(revoke_us),
+            certificate_version, crl_number};
+  }
+};
+
+constexpr char kRevocationColumns[] =
+    "issuer_id, serial_hex, reason, revoke_time_us, certificate_version, "
+    "crl_number";
+
+absl::Status ReadRevocations(soci::session& sql, const std::string& where,
+                             SqlParams& p, std::vector<RevocationRecord>& out) {
+  RevocationRow row;
+  return RunQuery(
+      sql,
+      absl::StrCat("SELECT ", kRevocationColumns, " FROM revocations WHERE ",
+                   where, " ORDER BY revoke_time_us, serial_hex"),
+      p, row, [&]() -> absl::Status {
+        out.push_back(row.ToRecord());
+        return absl::OkStatus();
+      });
+}
+
+class SqlCaStore final : public CaStore {
+ public:
+  explicit SqlCaStore(db::Database& db)
+      : db_(db),
+        row_lock_(db.dialect() == Dialect::kPostgres ? " FOR UPDATE" : "") {}
+
+  absl::StatusOr<std::optional<CaRecord>> GetCa(
+      absl::string_view issuer_id) override {
+    std::optional<CaRecord> out;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          absl::StatusOr<std::optional<CaRecord>> r =
+              ReadCa(sql, std::string(issuer_id), "");
+          if (!r.ok()) return r.status();
+          out = *std::move(r);
+          return absl::OkStatus();
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  absl::StatusOr<CaRecord> CreateCa(const CaRecord& ca) override {
+    if (ca.issuer_id.empty() || ca.root_der.empty() ||
+        ca.intermediate_der.empty()) {
+      return absl::InvalidArgumentError(
+          "a CA needs an issuer id and both certificates");
+    }
+    CaRecord out;
+    absl::Status s = db_.Transact([&](soci::session& sql) -> absl::Status {
+      absl::StatusOr<std::optional<CaRecord>> existing =
+          ReadCa(sql, ca.issuer_id, "");
+      if (!existing.ok()) return existing.status();
+      if (existing->has_value()) {
+        out = **std::move(existing);
+        return absl::OkStatus();
+      }
+      out = ca;
+      SqlParams p;
+      std::vector<std::string> v = {
+          p.Add(ca.issuer_id),
+          p.Add(ca.root_key_name),
+          p.Add(absl::BytesToHexString(ca.root_der)),
+          p.Add(ca.intermediate_key_name),
+          p.Add(absl::BytesToHexString(ca.intermediate_der)),
+          p.Add(Micros(ca.create_time)),
+          p.Add(static_cast<long long>(ca.crl_number)),
+          p.Add(absl::BytesToHexString(ca.crl_der)),
+          p.Add(Micros(ca.crl_this_update)),
+          p.Add(Micros(ca.crl_next_update))};
+      db::ExecuteWithParams(
+          sql,
+          absl::StrCat("INSERT INTO certificate_authorities (", kCaColumns,
+                       ") VALUES (", absl::StrJoin(v, ", "), ")"),
+          p);
+      return absl::OkStatus();
+    });
+    if (absl::IsAlreadyExists(s)) {
+      // Another replica inserted first: use its CA.
+      absl::StatusOr<std::optional<CaRecord>> stored = GetCa(ca.issuer_id);
+      if (stored.ok() && stored->has_value()) return **std::move(stored);
+    }
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  absl::StatusOr<RevocationRecord> AddRevocation(
+      const RevocationRecord& revocation) override {
+    if (revocation.issuer_id.empty() || revocation.serial_hex.empty() ||
+        revocation.reason.empty()) {
+      return absl::InvalidArgumentError(
+          "a revocation needs an issuer, a serial and a reason");
+    }
+    RevocationRecord out;
+    absl::Status s = db_.Transact([&](soci::session& sql) -> absl::Status {
+      std::vector<RevocationRecord> found;
+      SqlParams p;
+      absl::Status rs = ReadRevocations(
+          sql,
+          absl::StrCat("issuer_id = ", p.Add(revocation.issuer_id),
+                       " AND serial_hex = ", p.Add(revocation.serial_hex)),
+          p, found);
+      if (!rs.ok()) return rs;
+      if (!found.empty()) {
+        out = found.front();
+        return absl::OkStatus();
+      }
+      out = revocation;
+      out.crl_number = 0;
+      long long revoke_us = Micros(out.revoke_time);
+      sql << "INSERT INTO revocations (issuer_id, serial_hex, reason, "
+             "revoke_time_us, certificate_version, crl_number) VALUES (:i, "
+             ":s, :r, :t, :v, 0)",
+          soci::use(out.issuer_id), soci::use(out.serial_hex),
+          soci::use(out.reason), soci::use(revoke_us),
+          soci::use(out.certificate_version);
+      return absl::OkStatus();
+    });
+    if (absl::IsAlreadyExists(s)) {
+      // A concurrent revocation of the same serial won; return it.
+      absl::StatusOr<std::vector<RevocationRecord>> all =
+          ListRevocations(revocation.issuer_id);
+      if (all.ok()) {
+        for (const RevocationRecord& r : *all) {
+          if (r.serial_hex == revocation.serial_hex) return r;
+        }
+      }
+    }
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<RevocationRecord>> ListRevocations(
+      absl::string_view issuer_id) override {
+    std::vector<RevocationRecord> out;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          out.clear();
+          SqlParams p;
+          return ReadRevocations(
+              sql, absl::StrCat("issuer_id = ", p.Add(std::string(issuer_id))),
+              p, out);
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  absl::StatusOr<CaRecord> PublishCrl(absl::string_view issuer_id,
+                                      int64_t crl_number,
+                                      const std::string& der,
+                                      absl::Time this_update,
+                                      absl::Time next_update) override {
+    const std::string id(issuer_id);
+    CaRecord out;
+    absl::Status s = db_.Transact([&](soci::session& sql) -> absl::Status {
+      absl::StatusOr<std::optional<CaRecord>> ca = ReadCa(sql, id, row_lock_);
+      if (!ca.ok()) return ca.status();
+      if (!ca->has_value()) {
+        return absl::NotFoundError(
+            absl::StrCat("issuer ", id, " has no CA yet"));
+      }
+      out = **std::move(ca);
+      if (crl_number != out.crl_number + 1) {
+        return absl::AbortedError(absl::StrCat(
+            "CRL ", crl_number, " of issuer ", id, " is not the next one (",
+            out.crl_number, " is published)"));
+      }
+      out.crl_number = crl_number;
+      out.crl_der = der;
+      out.crl_this_update = this_update;
+      out.crl_next_update = next_update;
+      long long number = crl_number;
+      std::string hex = absl::BytesToHexString(der);
+      long long this_us = Micros(this_update);
+      long long next_us = Micros(next_update);
+      sql << "UPDATE certificate_authorities SET crl_number = :n, crl_der = "
+             ":d, crl_this_update_us = :t, crl_next_update_us = :u WHERE "
+             "issuer_id = :i",
+          soci::use(number), soci::use(hex), soci::use(this_us),
+          soci::use(next_us), soci::use(id);
+      sql << "UPDATE revocations SET crl_number = :n WHERE issuer_id = :i "
+             "AND crl_number = 0 AND revoke_time_us <= :t",
+          soci::use(number), soci::use(id), soci::use(this_us);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+ private:
+  db::Database& db_;
+  const std::string row_lock_;
+};
+
 }  // namespace
 
 bool IsOrderState(absl::string_view state) {
@@ -714,6 +1218,10 @@ bool IsFinalOrderState(absl::string_view state) {
 
 std::unique_ptr<IssuanceStore> NewSqlIssuanceStore(db::Database& db) {
   return std::make_unique<SqlIssuanceStore>(db);
+}
+
+std::unique_ptr<CaStore> NewSqlCaStore(db::Database& db) {
+  return std::make_unique<SqlCaStore>(db);
 }
 
 }  // namespace certplane::issuance

@@ -337,5 +337,124 @@ TEST_CASE("ConcurrentWorkersNeverClaimTheSameOrder") {
   });
 }
 
+TEST_CASE("ListOrdersFiltersAndPagesNewestFirst") {
+  ForEachBackend([](db::Database& db) {
+    auto store = NewStore(db);
+    for (int i = 0; i < 7; ++i) {
+      OrderRecord o = Order(i, i % 2 == 0 ? kPendingApproval : kApproved);
+      o.owner = i < 5 ? "payments" : "web";
+      OrderEventRecord created = Created();
+      created.time = kNow + absl::Seconds(i);
+      REQUIRE_THAT(store->CreateOrder(o, created).status(), IsOk());
+    }
+    OrderQuery query;
+    query.page_size = 3;
+    query.filter = "owner = payments";
+    std::vector<std::string> names;
+    for (int pages = 0; pages < 5; ++pages) {
+      OrderPage page = ValueOrDie(store->ListOrders(query));
+      CHECK(page.total_size == 5);
+      for (const OrderRecord& o : page.orders) names.push_back(o.common_name);
+      if (page.next_page_token.empty()) break;
+      query.page_token = page.next_page_token;
+    }
+    CHECK(names ==
+          std::vector<std::string>{"host4.example.com", "host3.example.com",
+                                   "host2.example.com", "host1.example.com",
+                                   "host0.example.com"});
+
+    auto count = [&](const std::string& filter) {
+      OrderQuery q;
+      q.page_size = 100;
+      q.filter = filter;
+      return ValueOrDie(store->ListOrders(q)).orders.size();
+    };
+    CHECK(count("state = PENDING_APPROVAL") == 4);
+    CHECK(count("state = approved AND owner = web") == 1);
+    CHECK(count("issuer = \"issuers/internal\"") == 7);
+    CHECK(count("issuer = internal") == 7);
+    CHECK(count("reason = NEW_CERTIFICATE") == 7);
+    CHECK(count("reason = RENEWAL") == 0);
+    CHECK(count("san = host3.example.com") == 1);
+    CHECK(count("san = 10.0.0.1") == 7);
+    CHECK(count("san:*.example.com") == 7);
+    CHECK(count("san:host1*") == 1);
+    CHECK(count("san = example.com") == 0);
+    CHECK(count("create_time >= \"2026-12-03T00:00:00Z\"") == 7);
+
+    OrderQuery oldest;
+    oldest.page_size = 1;
+    oldest.order_by = "create_time";
+    CHECK(ValueOrDie(store->ListOrders(oldest)).orders[0].common_name ==
+          "host0.example.com");
+
+    OrderQuery bad;
+    bad.filter = "state = LOST";
+    CHECK_THAT(store->ListOrders(bad),
+               StatusIs(Code::kInvalidArgument, "LOST"));
+    bad.filter = "colour = red";
+    CHECK_THAT(store->ListOrders(bad),
+               StatusIs(Code::kInvalidArgument, "colour"));
+    bad.filter = "";
+    bad.order_by = "owner";
+    CHECK_THAT(store->ListOrders(bad), StatusIs(Code::kInvalidArgument));
+    bad.order_by = "";
+    bad.page_token = "garbage";
+    CHECK_THAT(store->ListOrders(bad), StatusIs(Code::kInvalidArgument));
+    bad.page_token = "";
+    bad.page_size = 0;
+    CHECK_THAT(store->ListOrders(bad), StatusIs(Code::kInvalidArgument));
+  });
+}
+
+TEST_CASE("TheFirstStoredCaWinsAndCrlsPublishInSequence") {
+  ForEachBackend([](db::Database& db) {
+    NewStore(db);
+    auto cas = NewSqlCaStore(db);
+    CHECK(!ValueOrDie(cas->GetCa("internal")).has_value());
+    CaRecord ca;
+    ca.issuer_id = "internal";
+    ca.root_key_name = "keys/root";
+    ca.root_der = std::string("\x30\x00root", 6);
+    ca.intermediate_key_name = "keys/inter";
+    ca.intermediate_der = std::string("\x30\x01inter", 7);
+    ca.create_time = kNow;
+    CHECK(ValueOrDie(cas->CreateCa(ca)).root_key_name == "keys/root");
+    CaRecord second = ca;
+    second.root_key_name = "keys/other";
+    CHECK(ValueOrDie(cas->CreateCa(second)).root_key_name == "keys/root");
+    CaRecord got = *ValueOrDie(cas->GetCa("internal"));
+    CHECK(got.root_der == ca.root_der);
+    CHECK(got.intermediate_der == ca.intermediate_der);
+    CHECK(got.crl_number == 0);
+
+    RevocationRecord r{.issuer_id = "internal",
+                       .serial_hex = "0a1b",
+                       .reason = "keyCompromise",
+                       .revoke_time = kNow,
+                       .certificate_version = "certificates/c1/versions/1"};
+    CHECK(ValueOrDie(cas->AddRevocation(r)).reason == "keyCompromise");
+    RevocationRecord again = r;
+    again.reason = "superseded";
+    CHECK(ValueOrDie(cas->AddRevocation(again)).reason == "keyCompromise");
+
+    CHECK_THAT(
+        cas->PublishCrl("internal", 2, "crl", kNow, kNow + absl::Hours(1)),
+        StatusIs(Code::kAborted));
+    CaRecord published = ValueOrDie(
+        cas->PublishCrl("internal", 1, "crl1", kNow, kNow + absl::Hours(24)));
+    CHECK(published.crl_number == 1);
+    CHECK(ValueOrDie(cas->GetCa("internal"))->crl_der == "crl1");
+    std::vector<RevocationRecord> all =
+        ValueOrDie(cas->ListRevocations("internal"));
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].crl_number == 1);
+    CHECK_THAT(cas->PublishCrl("internal", 1, "again", kNow, kNow),
+               StatusIs(Code::kAborted));
+    CHECK_THAT(cas->PublishCrl("other", 1, "x", kNow, kNow),
+               StatusIs(Code::kNotFound));
+  });
+}
+
 }  // namespace
 }  // namespace certplane::issuance
