@@ -2,6 +2,7 @@
 
 #include <soci/soci.h>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -82,6 +83,18 @@ absl::StatusOr<std::string> DecodeHexColumn(absl::string_view hex,
     out[i] = static_cast<char>((hi << 4) | lo);
   }
   return out;
+}
+
+long long TimeToMicros(absl::Time t) {
+  if (t == absl::InfinitePast()) return INT64_MIN;
+  if (t == absl::InfiniteFuture()) return INT64_MAX;
+  return absl::ToUnixMicros(t);
+}
+
+absl::Time MicrosToTime(long long us) {
+  if (us == INT64_MIN) return absl::InfinitePast();
+  if (us == INT64_MAX) return absl::InfiniteFuture();
+  return absl::FromUnixMicros(us);
 }
 
 }  // namespace certplane::db

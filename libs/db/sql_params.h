@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace soci {
 class session;
@@ -66,6 +67,12 @@ long long ExecuteWithParams(soci::session& session, const std::string& sql,
 // an even number of hex digits: the row was edited or damaged.
 absl::StatusOr<std::string> DecodeHexColumn(absl::string_view hex,
                                             absl::string_view what);
+
+// Times as stored: int64 microseconds since the Unix epoch, with
+// absl::InfinitePast()/InfiniteFuture() as INT64_MIN/INT64_MAX, so "never"
+// and "always" survive a round trip and compare correctly in SQL.
+long long TimeToMicros(absl::Time t);
+absl::Time MicrosToTime(long long us);
 
 }  // namespace certplane::db
 

@@ -98,6 +98,7 @@ struct OrderRecord {
   std::string certificate_id;
   std::string certificate_version;
   std::string certificate_der;  // The issued certificate, once signed.
+  std::string chain_pem;        // Its CA certificates, as the CA gave them.
   std::string serial_hex;
   std::optional<int64_t> not_after_us;
   std::string failure_reason;
@@ -121,6 +122,7 @@ struct OrderUpdate {
   std::optional<std::string> certificate_id;
   std::optional<std::string> certificate_version;
   std::optional<std::string> certificate_der;
+  std::optional<std::string> chain_pem;
   std::optional<std::string> serial_hex;
   std::optional<int64_t> not_after_us;
   std::optional<std::string> failure_reason;
@@ -128,6 +130,10 @@ struct OrderUpdate {
   std::optional<absl::Time> next_attempt_time;
   // Ends the caller's lease (the step is done, or it gives up for now).
   bool release_lease = false;
+  // Leases the order to `take_lease` until `take_lease_expiry` (an RPC that
+  // moves an order on and then carries out the next step itself).
+  std::string take_lease;
+  absl::Time take_lease_expiry = absl::InfinitePast();
 };
 
 // ListOrders. page_size 1-1000; filter and order_by as ListOrdersRequest
@@ -259,10 +265,86 @@ class CaStore {
                                               absl::Time next_update) = 0;
 };
 
+// One auto-renew certificate in the renewal controller's schedule: which
+// inventory version it was computed for, when it renews, and how its
+// renewal orders went. The queue of due renewals is this table, claimed with
+// leases like orders.
+struct RenewalRecord {
+  std::string certificate_id;
+  // The inventory version the schedule is for ("certificates/c/versions/3").
+  std::string version;
+  absl::Time not_after;
+  absl::Time renew_time;
+  int failure_count = 0;
+  std::string last_error;
+  // The latest renewal order; cleared once its outcome is counted.
+  std::string last_order_id;
+  absl::Time next_attempt_time = absl::InfinitePast();
+  std::string lease_owner;
+  absl::Time lease_expiry = absl::InfinitePast();
+  absl::Time update_time;
+};
+
+struct RenewalUpdate {
+  std::optional<std::string> last_order_id;
+  std::optional<int> failure_count;
+  std::optional<std::string> last_error;
+  std::optional<absl::Time> next_attempt_time;
+};
+
+struct RenewalPage {
+  std::vector<RenewalRecord> renewals;
+  std::string next_page_token;
+};
+
+class RenewalStore {
+ public:
+  virtual ~RenewalStore() = default;
+
+  // Sets the schedule of a certificate from its current version. A new
+  // version (a renewal was issued, or someone uploaded one) starts afresh:
+  // failures, error, last order and backoff are cleared. The same version
+  // keeps them and only takes the new times.
+  virtual absl::Status UpsertRenewal(const RenewalRecord& renewal,
+                                     absl::Time now) = 0;
+  // Stops following a certificate (auto-renew turned off, deleted).
+  virtual absl::Status DeleteRenewal(absl::string_view certificate_id) = 0;
+  // NOT_FOUND when not followed.
+  virtual absl::StatusOr<RenewalRecord> GetRenewal(
+      absl::string_view certificate_id) = 0;
+  // Leases up to `limit` renewals due at `now` (renew_time and
+  // next_attempt_time passed, no live lease), earliest renew_time first; on
+  // PostgreSQL with SKIP LOCKED, so replicas take different ones.
+  virtual absl::StatusOr<std::vector<RenewalRecord>> ClaimDueRenewals(
+      absl::string_view worker, absl::Time now, absl::Duration lease,
+      int limit) = 0;
+  // Applies `update` and ends `worker`'s lease. FAILED_PRECONDITION when the
+  // lease is no longer the worker's.
+  virtual absl::Status FinishRenewal(absl::string_view certificate_id,
+                                     absl::string_view worker,
+                                     const RenewalUpdate& update,
+                                     absl::Time now) = 0;
+  // Makes the renewal due now when `order_id` is its last order (that order
+  // just ended, so its outcome should be counted without waiting).
+  virtual absl::Status PokeRenewal(absl::string_view certificate_id,
+                                   absl::string_view order_id,
+                                   absl::Time now) = 0;
+  // By certificate id; `failing_only`: failure_count > 0.
+  virtual absl::StatusOr<RenewalPage> ListRenewals(int page_size,
+                                                   absl::string_view page_token,
+                                                   bool failing_only) = 0;
+
+  // A follower's position in the inventory's change feed (0 before the
+  // first change). SetCursor never moves it back.
+  virtual absl::StatusOr<int64_t> GetCursor(absl::string_view name) = 0;
+  virtual absl::Status SetCursor(absl::string_view name, int64_t value) = 0;
+};
+
 // The SOCI store over `db` (migrated with IssuanceMigrations()). `db` must
 // outlive the store.
 std::unique_ptr<IssuanceStore> NewSqlIssuanceStore(db::Database& db);
 std::unique_ptr<CaStore> NewSqlCaStore(db::Database& db);
+std::unique_ptr<RenewalStore> NewSqlRenewalStore(db::Database& db);
 
 }  // namespace certplane::issuance
 

@@ -73,8 +73,11 @@ CREATE TABLE order_approvals (
 );
 )sql";
 
-// Internal CAs and their revocations.
+// Internal CAs and their revocations; the CA chain an order was issued
+// with.
 constexpr char kV2[] = R"sql(
+ALTER TABLE orders ADD COLUMN chain_pem TEXT NOT NULL DEFAULT '';
+
 CREATE TABLE certificate_authorities (
   issuer_id TEXT$C PRIMARY KEY,
   root_key_name TEXT NOT NULL,
@@ -97,6 +100,26 @@ CREATE TABLE revocations (
   crl_number BIGINT NOT NULL CHECK (crl_number >= 0),
   PRIMARY KEY (issuer_id, serial_hex)
 );
+
+CREATE TABLE renewals (
+  certificate_id TEXT$C PRIMARY KEY,
+  version TEXT NOT NULL,
+  not_after_us BIGINT NOT NULL,
+  renew_time_us BIGINT NOT NULL,
+  failure_count INTEGER NOT NULL CHECK (failure_count >= 0),
+  last_error TEXT NOT NULL,
+  last_order_id TEXT NOT NULL,
+  next_attempt_us BIGINT NOT NULL,
+  lease_owner TEXT NOT NULL,
+  lease_expiry_us BIGINT NOT NULL,
+  update_time_us BIGINT NOT NULL
+);
+CREATE INDEX renewals_by_time ON renewals (renew_time_us, certificate_id);
+
+CREATE TABLE feed_cursors (
+  name TEXT$C PRIMARY KEY,
+  revision BIGINT NOT NULL
+);
 )sql";
 
 std::string ForDialect(const char* text, bool postgres) {
@@ -109,7 +132,9 @@ absl::Span<const db::Migration> IssuanceMigrations() {
   static const auto* const kMigrations = new std::vector<db::Migration>{
       {1, "create orders, order events and approvals", ForDialect(kV1, true),
        ForDialect(kV1, false)},
-      {2, "create certificate authorities and revocations",
+      {2,
+       "create certificate authorities, revocations, the renewal "
+       "schedule and feed cursors",
        ForDialect(kV2, true), ForDialect(kV2, false)},
   };
   return *kMigrations;

@@ -4,7 +4,9 @@
 // for and the work-queue lease), order_events (every transition, numbered
 // per order), order_approvals (one row per approver and order);
 // certificate_authorities (an internal CA's certificates, vault key names
-// and latest CRL) and revocations (one row per revoked serial).
+// and latest CRL) and revocations (one row per revoked serial); renewals
+// (the renewal controller's schedule and work queue) and feed_cursors
+// (change-feed positions).
 //
 // `open_renewal_of` holds renewal_of while a renewal order is not final and
 // NULL afterwards; its unique index makes "at most one open renewal order per

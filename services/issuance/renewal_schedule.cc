@@ -28,7 +28,9 @@ absl::Time BaseRenewalTime(absl::Time not_before, absl::Time not_after,
   const absl::Time base = renew_before_days > 0
                               ? not_after - absl::Hours(24) * renew_before_days
                               : not_after - (not_after - not_before) / 3;
-  return std::max(base, not_before);
+  // Never before half the lifetime: a renew_before_days as long as the
+  // lifetime would otherwise make every new certificate due at once.
+  return std::max(base, not_before + (not_after - not_before) / 2);
 }
 
 absl::Time RenewalTime(absl::string_view certificate_id, absl::Time not_before,
@@ -42,7 +44,8 @@ absl::Time RenewalTime(absl::string_view certificate_id, absl::Time not_before,
   if (window_s <= 0) return base;
   const int64_t jitter_s = static_cast<int64_t>(
       JitterHash(certificate_id, not_after) % static_cast<uint64_t>(window_s));
-  return std::max(base - absl::Seconds(jitter_s), not_before);
+  return std::max(base - absl::Seconds(jitter_s),
+                  not_before + (not_after - not_before) / 2);
 }
 
 absl::Duration RetryDelay(int failures) {

@@ -19,8 +19,12 @@ TEST_CASE("RenewsWhenAThirdOfTheLifetimeRemainsOrNDaysBefore") {
         kNotBefore + absl::Hours(24 * 60));
   CHECK(BaseRenewalTime(kNotBefore, kNotAfter, 30) ==
         kNotAfter - absl::Hours(24 * 30));
-  // More days than the lifetime: at once (notBefore), not before it.
-  CHECK(BaseRenewalTime(kNotBefore, kNotAfter, 400) == kNotBefore);
+  // More days than half the lifetime: half way, so that a new certificate
+  // is never due at once (no renewal loop).
+  CHECK(BaseRenewalTime(kNotBefore, kNotAfter, 400) ==
+        kNotBefore + (kNotAfter - kNotBefore) / 2);
+  CHECK(BaseRenewalTime(kNotBefore, kNotAfter, 60) ==
+        kNotBefore + (kNotAfter - kNotBefore) / 2);
   CHECK(BaseRenewalTime(kNotAfter, kNotBefore, 0) == kNotAfter);
 }
 
@@ -46,8 +50,9 @@ TEST_CASE("JitterMovesRenewalEarlierWithinABoundAndIsStable") {
     CHECK(t <= long_base);
     CHECK(t > long_base - kMaxRenewalJitter);
   }
-  // Never before notBefore.
-  CHECK(RenewalTime("c1", kNotBefore, kNotAfter, 400) == kNotBefore);
+  // Never before half the lifetime.
+  CHECK(RenewalTime("c1", kNotBefore, kNotAfter, 400) ==
+        kNotBefore + (kNotAfter - kNotBefore) / 2);
 }
 
 TEST_CASE("RetriesBackOffExponentiallyUpToADay") {

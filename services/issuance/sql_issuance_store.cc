@@ -37,17 +37,8 @@ constexpr absl::string_view kStates[] = {
     kPendingApproval, kApproved, kKeyReady, kSubmitted, kAwaitingCertificate,
     kIssued,          kRejected, kFailed,   kCancelled};
 
-long long Micros(absl::Time t) {
-  if (t == absl::InfinitePast()) return INT64_MIN;
-  if (t == absl::InfiniteFuture()) return INT64_MAX;
-  return absl::ToUnixMicros(t);
-}
-
-absl::Time FromMicros(long long us) {
-  if (us == INT64_MIN) return absl::InfinitePast();
-  if (us == INT64_MAX) return absl::InfiniteFuture();
-  return absl::FromUnixMicros(us);
-}
+long long Micros(absl::Time t) { return db::TimeToMicros(t); }
+absl::Time FromMicros(long long us) { return db::MicrosToTime(us); }
 
 std::string RandomHex(absl::BitGen& gen, int words) {
   std::string out;
@@ -85,7 +76,8 @@ constexpr char kOrderColumns[] =
     "order_id, state, reason, issuer_id, owner, environment, requester, "
     "common_name, sans, spec, request_id, request_hash, required_approvals, "
     "renewal_of, key_name, csr_pem, certificate_id, certificate_version, "
-    "certificate_der, serial_hex, not_after_us, failure_reason, attempts, "
+    "certificate_der, chain_pem, serial_hex, not_after_us, failure_reason, "
+    "attempts, "
     "next_attempt_us, lease_owner, lease_expiry_us, create_time_us, "
     "update_time_us, etag";
 
@@ -93,7 +85,7 @@ struct OrderRow {
   std::string order_id, state, reason, issuer_id, owner, environment, requester,
       common_name, sans, spec_hex, request_id, request_hash, renewal_of,
       key_name, csr_pem, certificate_id, certificate_version, der_hex,
-      serial_hex, failure_reason, lease_owner, etag;
+      chain_pem, serial_hex, failure_reason, lease_owner, etag;
   int required_approvals = 0, attempts = 0;
   long long not_after_us = 0, next_attempt_us = 0, lease_expiry_us = 0,
             create_us = 0, update_us = 0;
@@ -119,6 +111,7 @@ struct OrderRow {
     st.exchange(soci::into(certificate_id));
     st.exchange(soci::into(certificate_version));
     st.exchange(soci::into(der_hex));
+    st.exchange(soci::into(chain_pem));
     st.exchange(soci::into(serial_hex));
     st.exchange(soci::into(not_after_us, not_after_ind));
     st.exchange(soci::into(failure_reason));
@@ -156,6 +149,7 @@ struct OrderRow {
     absl::StatusOr<std::string> der = FromHex(der_hex, "certificate");
     if (!der.ok()) return der.status();
     r.certificate_der = *std::move(der);
+    r.chain_pem = chain_pem;
     r.serial_hex = serial_hex;
     if (not_after_ind == soci::i_ok) r.not_after_us = not_after_us;
     r.failure_reason = failure_reason;
@@ -415,6 +409,7 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::CreateOrder(
         p.Add(out.certificate_id),
         p.Add(out.certificate_version),
         p.Add(absl::BytesToHexString(out.certificate_der)),
+        p.Add(out.chain_pem),
         p.Add(out.serial_hex),
         out.not_after_us.has_value()
             ? p.Add(static_cast<long long>(*out.not_after_us))
@@ -548,6 +543,7 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::Transition(
              r.certificate_version);
     set_text("certificate_der", update.certificate_der, r.certificate_der,
              /*hex=*/true);
+    set_text("chain_pem", update.chain_pem, r.chain_pem);
     set_text("serial_hex", update.serial_hex, r.serial_hex);
     set_text("failure_reason", update.failure_reason, r.failure_reason);
     if (update.not_after_us.has_value()) {
@@ -566,7 +562,13 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::Transition(
       sets.push_back(absl::StrCat("next_attempt_us = ",
                                   p.Add(Micros(r.next_attempt_time))));
     }
-    if (update.release_lease || IsFinalOrderState(r.state)) {
+    if (!update.take_lease.empty() && !IsFinalOrderState(r.state)) {
+      r.lease_owner = update.take_lease;
+      r.lease_expiry = update.take_lease_expiry;
+      sets.push_back(
+          absl::StrCat("lease_owner = ", p.Add(r.lease_owner),
+                       ", lease_expiry_us = ", p.Add(Micros(r.lease_expiry))));
+    } else if (update.release_lease || IsFinalOrderState(r.state)) {
       r.lease_owner.clear();
       r.lease_expiry = absl::InfinitePast();
       sets.push_back(absl::StrCat("lease_owner = '', lease_expiry_us = ",

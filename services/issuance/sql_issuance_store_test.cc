@@ -456,5 +456,91 @@ TEST_CASE("TheFirstStoredCaWinsAndCrlsPublishInSequence") {
   });
 }
 
+TEST_CASE("TheRenewalScheduleKeepsFailuresPerVersionAndLeasesDueOnes") {
+  ForEachBackend([](db::Database& db) {
+    NewStore(db);
+    auto renewals = NewSqlRenewalStore(db);
+    RenewalRecord r;
+    r.certificate_id = "c1";
+    r.version = "certificates/c1/versions/1";
+    r.not_after = kNow + absl::Hours(24 * 90);
+    r.renew_time = kNow + absl::Hours(24 * 60);
+    REQUIRE_THAT(renewals->UpsertRenewal(r, kNow), IsOk());
+    RenewalRecord due = r;
+    due.certificate_id = "c2";
+    due.version = "certificates/c2/versions/1";
+    due.renew_time = kNow - absl::Hours(1);
+    REQUIRE_THAT(renewals->UpsertRenewal(due, kNow), IsOk());
+
+    std::vector<RenewalRecord> claimed = ValueOrDie(
+        renewals->ClaimDueRenewals("w1", kNow, absl::Minutes(5), 10));
+    REQUIRE(claimed.size() == 1);
+    CHECK(claimed[0].certificate_id == "c2");
+    // Leased: nobody else gets it.
+    CHECK(
+        ValueOrDie(renewals->ClaimDueRenewals("w2", kNow, absl::Minutes(5), 10))
+            .empty());
+    CHECK_THAT(renewals->FinishRenewal("c2", "w2", {}, kNow),
+               StatusIs(Code::kFailedPrecondition));
+    RenewalUpdate ordered;
+    ordered.last_order_id = "o1";
+    ordered.next_attempt_time = kNow + absl::Hours(1);
+    REQUIRE_THAT(renewals->FinishRenewal("c2", "w1", ordered, kNow), IsOk());
+    CHECK(
+        ValueOrDie(renewals->ClaimDueRenewals("w2", kNow, absl::Minutes(5), 10))
+            .empty());
+    // The order ended: a poke makes the renewal due now.
+    REQUIRE_THAT(renewals->PokeRenewal("c2", "other", kNow), IsOk());
+    CHECK(ValueOrDie(renewals->GetRenewal("c2")).next_attempt_time ==
+          kNow + absl::Hours(1));
+    REQUIRE_THAT(renewals->PokeRenewal("c2", "o1", kNow), IsOk());
+    claimed = ValueOrDie(
+        renewals->ClaimDueRenewals("w2", kNow, absl::Minutes(5), 10));
+    REQUIRE(claimed.size() == 1);
+    REQUIRE_THAT(
+        renewals->FinishRenewal("c2", "w2",
+                                {.last_order_id = "",
+                                 .failure_count = 1,
+                                 .last_error = "CA down",
+                                 .next_attempt_time = kNow + absl::Hours(1)},
+                                kNow),
+        IsOk());
+    // The same version keeps its failures; a new one starts afresh.
+    REQUIRE_THAT(renewals->UpsertRenewal(due, kNow), IsOk());
+    RenewalRecord got = ValueOrDie(renewals->GetRenewal("c2"));
+    CHECK(got.failure_count == 1);
+    CHECK(got.last_error == "CA down");
+    RenewalPage failing = ValueOrDie(renewals->ListRenewals(10, "", true));
+    REQUIRE(failing.renewals.size() == 1);
+    CHECK(failing.renewals[0].certificate_id == "c2");
+    due.version = "certificates/c2/versions/2";
+    due.renew_time = kNow + absl::Hours(24 * 60);
+    REQUIRE_THAT(renewals->UpsertRenewal(due, kNow), IsOk());
+    got = ValueOrDie(renewals->GetRenewal("c2"));
+    CHECK(got.failure_count == 0);
+    CHECK(got.last_error.empty());
+    CHECK(got.next_attempt_time == absl::InfinitePast());
+
+    RenewalPage first = ValueOrDie(renewals->ListRenewals(1, "", false));
+    REQUIRE(first.renewals.size() == 1);
+    CHECK(first.renewals[0].certificate_id == "c1");
+    RenewalPage second =
+        ValueOrDie(renewals->ListRenewals(1, first.next_page_token, false));
+    REQUIRE(second.renewals.size() == 1);
+    CHECK(second.renewals[0].certificate_id == "c2");
+    CHECK(second.next_page_token.empty());
+    CHECK_THAT(renewals->ListRenewals(1, "bad", false),
+               StatusIs(Code::kInvalidArgument));
+
+    REQUIRE_THAT(renewals->DeleteRenewal("c1"), IsOk());
+    CHECK_THAT(renewals->GetRenewal("c1"), StatusIs(Code::kNotFound));
+
+    CHECK(ValueOrDie(renewals->GetCursor("inventory")) == 0);
+    REQUIRE_THAT(renewals->SetCursor("inventory", 42), IsOk());
+    REQUIRE_THAT(renewals->SetCursor("inventory", 7), IsOk());
+    CHECK(ValueOrDie(renewals->GetCursor("inventory")) == 42);
+  });
+}
+
 }  // namespace
 }  // namespace certplane::issuance
