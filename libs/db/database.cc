@@ -5,8 +5,10 @@
 #include <soci/sqlite3/soci-sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -455,6 +457,24 @@ absl::Status Database::TransactOnce(TxFn fn, TxMode mode, bool& retryable) {
   }
   release(broken);
   return status;
+}
+
+absl::Status PrepareSqliteDirectory(absl::string_view url) {
+  absl::string_view path = url;
+  if (!absl::ConsumePrefix(&path, "sqlite://") || path == ":memory:") {
+    return absl::OkStatus();
+  }
+  std::filesystem::path parent =
+      std::filesystem::path(std::string(path)).parent_path();
+  if (parent.empty()) return absl::OkStatus();
+  std::error_code error;
+  std::filesystem::create_directories(parent, error);
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--database_url: cannot create directory ",
+                     parent.string(), ": ", error.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace certplane::db

@@ -182,6 +182,11 @@ class Database {
   std::unique_ptr<Pool> pool_;
 };
 
+// For a "sqlite://<path>" URL, creates the folder the file goes in (a
+// fresh data directory); other URLs and ":memory:" are left alone.
+// FAILED_PRECONDITION naming the folder when it cannot be made.
+absl::Status PrepareSqliteDirectory(absl::string_view url);
+
 }  // namespace certplane::db
 
 #endif  // CERTPLANE_LIBS_DB_DATABASE_H_

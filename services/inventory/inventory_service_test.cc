@@ -44,11 +44,9 @@
 #include "libs/testing/status_matchers.h"
 #include "services/inventory/inventory_store.h"
 #include "services/inventory/migrations.h"
-#include "services/vault/file_kek_source.h"
-#include "services/vault/migrations.h"
+#include "services/testing/loopback.h"
 #include "services/vault/policy.h"
 #include "services/vault/vault_service.h"
-#include "services/vault/vault_store.h"
 
 namespace certplane::inventory {
 namespace {
@@ -65,7 +63,6 @@ using ::certplane::testing::StatusIs;
 using ::certplane::testing::ValueOrDie;
 using Code = ::absl::StatusCode;
 using Stub = v1::InventoryService::Stub;
-using VaultStub = vault::v1::VaultService::Stub;
 
 constexpr char kP12Password[] = "correct horse battery";
 constexpr char kExportPassword[] = "export password 1234";
@@ -78,100 +75,27 @@ constexpr char kVaultPolicy[] =
     "restricted  import, get\n";
 
 std::filesystem::path FreshDir() {
-  static std::atomic<int> counter{0};
-  std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      absl::StrCat("inventory_service_test_", ::getpid(), "_", counter++);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-std::unique_ptr<server::ServerRunner> Serve(grpc::Service* service,
-                                            absl::string_view name) {
-  server::ServerOptions options;
-  options.app_name = "inventory-test";
-  options.listen_address = "127.0.0.1:0";
-  options.insecure_plaintext_for_development = true;
-  options.handle_shutdown_signals = false;
-  options.shutdown_grace_period = absl::Seconds(1);
-  auto runner = std::make_unique<server::ServerRunner>(options);
-  REQUIRE_THAT(runner->AddService(service, name), IsOk());
-  REQUIRE_THAT(runner->Start(), IsOk());
-  return runner;
-}
-
-std::shared_ptr<grpc::Channel> Channel(const server::ServerRunner& runner) {
-  return grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:",
-                   const_cast<server::ServerRunner&>(runner).port()),
-      grpc::InsecureChannelCredentials());
+  return testing::FreshTestDir("inventory_service_test");
 }
 
 // A real vault on loopback over its own fresh database.
-class Vault {
+class Vault : public testing::TestVault {
  public:
-  explicit Vault(db::Dialect dialect)
-      : db_(testing::OpenFreshDatabase(dialect)), dir_(FreshDir()) {
-    REQUIRE_THAT(db::Migrate(*db_, vault::VaultMigrations()), IsOk());
-    store_ = vault::NewSqlVaultStore(db_.get());
-    std::string kek_path = (dir_ / "kek").string();
-    REQUIRE_THAT(vault::CreateKekFile(kek_path), IsOk());
-    kek_ = ValueOrDie(vault::FileKekSource::Open(kek_path));
-    policy_ = ValueOrDie(vault::Policy::Parse(kVaultPolicy));
-    vault::VaultServiceOptions options;
-    options.allow_development_identity = true;
-    service_ = std::make_unique<vault::VaultService>(
-        *store_, *kek_, policy_, [] { return absl::Now(); }, options);
-    REQUIRE_THAT(service_->Start(), IsOk());
-    runner_ =
-        Serve(service_.get(), vault::v1::VaultService::service_full_name());
-    channel_ = Channel(*runner_);
-    stub_ = vault::v1::VaultService::NewStub(channel_);
-  }
-
-  ~Vault() {
-    runner_.reset();
-    service_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
-  int port() { return runner_->port(); }
-
-  std::vector<vault::v1::Key> Keys() {
-    grpc::ClientContext context;
-    context.AddMetadata(vault::kDevelopmentIdentityHeader, "admin");
-    vault::v1::ListKeysRequest request;
-    request.set_page_size(1000);
-    vault::v1::ListKeysResponse response;
-    REQUIRE_THAT(FromGrpcStatus(stub_->ListKeys(&context, request, &response)),
-                 IsOk());
-    return {response.keys().begin(), response.keys().end()};
-  }
+  explicit Vault(db::Dialect dialect) : TestVault(dialect, kVaultPolicy) {}
 
   // Imports `key` directly (as issuance would), returning its name.
   std::string ImportKey(const crypto::PrivateKey& key) {
+    auto stub = vault::v1::VaultService::NewStub(channel());
     grpc::ClientContext context;
     context.AddMetadata(vault::kDevelopmentIdentityHeader, "admin");
     vault::v1::ImportKeyRequest request;
     request.set_data(std::string(ValueOrDie(key.ToPkcs8Pem()).view()));
     request.set_owner("payments");
     vault::v1::Key response;
-    REQUIRE_THAT(FromGrpcStatus(stub_->ImportKey(&context, request, &response)),
+    REQUIRE_THAT(FromGrpcStatus(stub->ImportKey(&context, request, &response)),
                  IsOk());
     return response.name();
   }
-
- private:
-  std::unique_ptr<db::Database> db_;
-  std::filesystem::path dir_;
-  std::unique_ptr<vault::VaultStore> store_;
-  std::unique_ptr<vault::FileKekSource> kek_;
-  vault::Policy policy_;
-  std::unique_ptr<vault::VaultService> service_;
-  std::unique_ptr<server::ServerRunner> runner_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<VaultStub> stub_;
 };
 
 InventoryServiceOptions TestOptions(const std::string& vault_identity) {
@@ -200,8 +124,9 @@ class Inventory {
         vault == nullptr ? nullptr
                          : vault::v1::VaultService::NewStub(vault->channel()),
         [] { return absl::Now(); }, std::move(options));
-    runner_ = Serve(service_.get(), v1::InventoryService::service_full_name());
-    stub_ = v1::InventoryService::NewStub(Channel(*runner_));
+    runner_ = testing::ServeForTest(service_.get(),
+                                    v1::InventoryService::service_full_name());
+    stub_ = v1::InventoryService::NewStub(testing::ChannelTo(*runner_));
   }
 
   ~Inventory() {

@@ -18,17 +18,14 @@
 //
 // Startup: runs the schema migrations, then serves until SIGTERM; on SIGTERM
 // WatchChanges streams end first, then in-flight calls get the grace period.
-#include <filesystem>
 #include <memory>
 #include <string>
-#include <system_error>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -73,24 +70,6 @@ namespace {
 namespace inventory = ::certplane::inventory;
 namespace log = ::certplane::log;
 namespace server = ::certplane::server;
-
-absl::Status PrepareSqliteDirectory(absl::string_view url) {
-  absl::string_view path = url;
-  if (!absl::ConsumePrefix(&path, "sqlite://") || path == ":memory:") {
-    return absl::OkStatus();
-  }
-  std::filesystem::path parent =
-      std::filesystem::path(std::string(path)).parent_path();
-  if (parent.empty()) return absl::OkStatus();
-  std::error_code error;
-  std::filesystem::create_directories(parent, error);
-  if (error) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--database_url: cannot create directory ",
-                     parent.string(), ": ", error.message()));
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<inventory::InventoryServiceOptions> ServiceOptions(
     const server::ServerOptions& server_options) {
@@ -153,7 +132,7 @@ absl::Status Run() {
     url = absl::StrCat("sqlite://", absl::GetFlag(FLAGS_data_dir),
                        "/inventory.db");
   }
-  CERTPLANE_RETURN_IF_ERROR(PrepareSqliteDirectory(url));
+  CERTPLANE_RETURN_IF_ERROR(certplane::db::PrepareSqliteDirectory(url));
   certplane::db::DatabaseOptions database_options;
   database_options.service = "inventory";
   CERTPLANE_ASSIGN_OR_RETURN(

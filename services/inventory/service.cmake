@@ -50,7 +50,8 @@ certplane_cc_test(
        certplane::vault_service certplane::vault_store certplane::vault_kek
        certplane::vault_policy certplane::testing_db certplane::server
        certplane::crypto certplane::crypto_test_pki certplane::grpc_status
-       certplane::testing_v1_proto gRPC::grpc++ certplane_soci
+       certplane::testing_v1_proto certplane::service_testing gRPC::grpc++
+       certplane_soci
   LABELS postgres
   TIMEOUT 900
 )

@@ -1,5 +1,7 @@
 #include "services/issuance/caller.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 

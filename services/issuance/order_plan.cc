@@ -117,6 +117,10 @@ absl::StatusOr<PlannedOrder> PlanNewOrder(const v1::CreateOrderRequest& request,
                                           absl::Time now) {
   CERTPLANE_ASSIGN_OR_RETURN(const v1::IssuerConfig* issuer,
                              FindIssuer(config, request.issuer()));
+  if (request.reuse_key()) {
+    return absl::InvalidArgumentError(
+        "reuse_key: only renewals keep their key (RenewCertificate)");
+  }
   CERTPLANE_RETURN_IF_ERROR(CheckName("owner", request.owner(), true));
   CERTPLANE_RETURN_IF_ERROR(
       CheckName("environment", request.environment(), false));
@@ -238,6 +242,104 @@ absl::StatusOr<PlannedOrder> PlanNewOrder(const v1::CreateOrderRequest& request,
   r.request_hash = HashHex(r.spec);
   r.required_approvals = approval.required_approvals;
   r.next_attempt_time = now;
+  return plan;
+}
+
+namespace {
+
+// The KeySpec of an existing key, for renewing with a new key of the same
+// kind.
+::certplane::common::v1::KeyType KeyTypeOf(
+    const ::certplane::common::v1::KeyInfo& key) {
+  switch (key.algorithm()) {
+    case ::certplane::common::v1::RSA:
+      if (key.bits() >= 4096) return ::certplane::common::v1::RSA_4096;
+      if (key.bits() >= 3072) return ::certplane::common::v1::RSA_3072;
+      return ::certplane::common::v1::RSA_2048;
+    case ::certplane::common::v1::ECDSA:
+      return key.curve() == "P-384" || key.curve() == "P-521"
+                 ? ::certplane::common::v1::ECDSA_P384
+                 : ::certplane::common::v1::ECDSA_P256;
+    case ::certplane::common::v1::ED25519:
+      return ::certplane::common::v1::ED25519;
+    default:
+      return ::certplane::common::v1::KEY_TYPE_UNSPECIFIED;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<PlannedOrder> PlanRenewal(
+    const inventory::v1::ManagedCertificate& certificate,
+    const v1::IssuanceConfig& config, absl::string_view requester,
+    absl::string_view request_id, absl::Time now) {
+  const std::string& name = certificate.name();
+  if (certificate.has_delete_time()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " is deleted; it is not renewed"));
+  }
+  if (!certificate.has_current_version()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " has no version yet; there is nothing to renew"));
+  }
+  const inventory::v1::DesiredState& desired = certificate.desired();
+  const ::certplane::common::v1::CertificateDetails& current =
+      certificate.current_version().details();
+  if (desired.issuer().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        name,
+        " has no issuer to renew with: set desired.issuer (imported "
+        "certificates are renewed only once someone chooses their CA)"));
+  }
+  v1::CreateOrderRequest request;
+  *request.mutable_subject() =
+      desired.has_subject() ? desired.subject() : current.subject();
+  if (desired.sans_size() > 0) {
+    *request.mutable_sans() = desired.sans();
+  } else {
+    *request.mutable_sans() = current.sans();
+  }
+  if (desired.key_spec().type() !=
+      ::certplane::common::v1::KEY_TYPE_UNSPECIFIED) {
+    *request.mutable_key_spec() = desired.key_spec();
+  } else {
+    request.mutable_key_spec()->set_type(KeyTypeOf(current.key()));
+  }
+  request.set_issuer(desired.issuer());
+  request.set_validity_days(desired.validity_days());
+  request.set_owner(certificate.owner());
+  if (certificate.environments_size() > 0) {
+    request.set_environment(certificate.environments(0));
+  }
+  request.set_display_name(certificate.display_name());
+  request.set_auto_renew(certificate.renewal().auto_renew());
+  request.set_renew_before_days(certificate.renewal().renew_before_days());
+  request.set_request_id(std::string(request_id));
+  const bool reuse_key = certificate.renewal().reuse_key();
+  const std::string& key_name = certificate.current_version().key_name();
+  if (reuse_key && key_name.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        name,
+        " is set to renew with its current key (renewal.reuse_key), "
+        "but its current version has no key in the vault"));
+  }
+  absl::StatusOr<PlannedOrder> plan =
+      PlanNewOrder(request, config, requester, now);
+  if (!plan.ok()) {
+    return absl::Status(
+        plan.status().code(),
+        absl::StrCat("renewing ", name, ": ", plan.status().message()));
+  }
+  plan->spec.set_reuse_key(reuse_key);
+  OrderRecord& r = plan->record;
+  r.spec = DeterministicBytes(plan->spec);
+  r.request_hash = HashHex(r.spec);
+  r.state = kApproved;
+  r.reason = "renewal";
+  r.required_approvals = 0;
+  r.renewal_of = certificate.certificate_id();
+  r.certificate_id = certificate.certificate_id();
+  if (reuse_key) r.key_name = key_name;
   return plan;
 }
 

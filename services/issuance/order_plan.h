@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "certplane/inventory/v1/inventory.pb.h"
 #include "certplane/issuance/v1/issuance.pb.h"
 #include "services/issuance/issuance_store.h"
 
@@ -49,6 +50,21 @@ absl::StatusOr<PlannedOrder> PlanNewOrder(const v1::CreateOrderRequest& request,
                                           const v1::IssuanceConfig& config,
                                           absl::string_view requester,
                                           absl::Time now);
+
+// A renewal of an inventory certificate, as `requester` asks for it: the
+// desired state where the certificate has one (subject, SANs, key spec,
+// issuer, validity), else what its current version has; its owner, first
+// environment and renewal settings. Checked like a new order (the validity
+// limits of `now` included) and approved at once: it asks for the names
+// the certificate already has, for the same owner, and the team's domain
+// allow-list still applies. With reuse_key the order names the current
+// version's vault key. FAILED_PRECONDITION when the certificate cannot be
+// renewed here: deleted, no current version, no issuer (imported
+// certificates need desired.issuer), or reuse_key without a vault key.
+absl::StatusOr<PlannedOrder> PlanRenewal(
+    const inventory::v1::ManagedCertificate& certificate,
+    const v1::IssuanceConfig& config, absl::string_view requester,
+    absl::string_view request_id, absl::Time now);
 
 }  // namespace certplane::issuance
 

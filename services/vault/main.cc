@@ -26,7 +26,6 @@
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <system_error>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -108,24 +107,6 @@ void LockMemory() {
   log::Info("vault: memory locked (mlockall)");
 }
 
-absl::Status PrepareSqliteDirectory(absl::string_view url) {
-  absl::string_view path = url;
-  if (!absl::ConsumePrefix(&path, "sqlite://") || path == ":memory:") {
-    return absl::OkStatus();
-  }
-  std::filesystem::path parent =
-      std::filesystem::path(std::string(path)).parent_path();
-  if (parent.empty()) return absl::OkStatus();
-  std::error_code error;
-  std::filesystem::create_directories(parent, error);
-  if (error) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--database_url: cannot create directory ",
-                     parent.string(), ": ", error.message()));
-  }
-  return absl::OkStatus();
-}
-
 certplane::db::DatabaseOptions DatabaseOptions() {
   certplane::db::DatabaseOptions options;
   options.service = "vault";
@@ -179,7 +160,7 @@ absl::Status Run() {
                              OpenKekSource());
 
   std::string url = absl::GetFlag(FLAGS_database_url);
-  CERTPLANE_RETURN_IF_ERROR(PrepareSqliteDirectory(url));
+  CERTPLANE_RETURN_IF_ERROR(certplane::db::PrepareSqliteDirectory(url));
   CERTPLANE_ASSIGN_OR_RETURN(
       std::unique_ptr<certplane::db::Database> database,
       certplane::db::Database::Open(url, DatabaseOptions()));
