@@ -18,7 +18,6 @@
 #include "absl/synchronization/mutex.h"
 #include "libs/crypto/certificate.h"
 #include "libs/server/json_log.h"
-#include "services/issuance/internal_ca.h"
 
 namespace certplane::issuance {
 namespace {
@@ -51,26 +50,23 @@ struct CrlHttpServer::Impl {
       return Text(http::status::method_not_allowed, "only GET and HEAD");
     }
     absl::string_view path = target.substr(0, target.find('?'));
-    absl::string_view id = path;
-    const bool crl =
-        absl::ConsumePrefix(&id, "/crl/") && absl::ConsumeSuffix(&id, ".crl");
-    id = path;
-    const bool cert = !crl && absl::ConsumePrefix(&id, "/ca/") &&
-                      absl::ConsumeSuffix(&id, ".crt");
+    absl::string_view crl_id = path, cert_id = path;
+    const bool crl = absl::ConsumePrefix(&crl_id, "/crl/") &&
+                     absl::ConsumeSuffix(&crl_id, ".crl");
+    const bool cert = absl::ConsumePrefix(&cert_id, "/ca/") &&
+                      absl::ConsumeSuffix(&cert_id, ".crt");
+    const absl::string_view id = crl ? crl_id : cert_id;
     if (!crl && !cert) return Text(http::status::not_found, "not found");
     auto it = issuers.find(std::string(id));
-    auto* ca = it == issuers.end()
-                   ? nullptr
-                   : dynamic_cast<InternalCa*>(it->second.get());
-    if (ca == nullptr) {
+    Issuer* issuer = it == issuers.end() ? nullptr : it->second.get();
+    const std::string ca_der =
+        issuer == nullptr ? "" : issuer->IssuingCertificateDer();
+    if (ca_der.empty()) {
       return Text(http::status::not_found,
                   absl::StrCat("no internal CA \"", id.substr(0, 64), "\""));
     }
-    if (cert) {
-      return {http::status::ok, "application/pkix-cert",
-              ca->intermediate().der()};
-    }
-    absl::StatusOr<CrlSnapshot> snapshot = ca->CurrentCrl(clock());
+    if (cert) return {http::status::ok, "application/pkix-cert", ca_der};
+    absl::StatusOr<CrlSnapshot> snapshot = issuer->CurrentCrl(clock());
     if (!snapshot.ok()) {
       log::Warning("issuance: CRL unavailable",
                    {{"issuer", std::string(id)},

@@ -62,9 +62,12 @@ absl::StatusOr<vault_v1::Key> CaKey(Peers& peers,
 crypto::DistinguishedName CaName(const std::string& common_name,
                                  const std::string& fallback) {
   crypto::DistinguishedName name;
-  name.attributes.push_back({"O", "certplane"});
   name.attributes.push_back(
-      {"CN", common_name.empty() ? fallback : common_name});
+      {.type = "O", .oid = "2.5.4.10", .value = "certplane"});
+  name.attributes.push_back(
+      {.type = "CN",
+       .oid = "2.5.4.3",
+       .value = common_name.empty() ? fallback : common_name});
   return name;
 }
 

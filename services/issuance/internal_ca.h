@@ -63,6 +63,9 @@ class InternalCa final : public Issuer {
                                      absl::Time now) override;
   absl::StatusOr<CrlSnapshot> CurrentCrl(absl::Time now) override;
   bool Issued(absl::string_view certificate_der) const override;
+  std::string IssuingCertificateDer() const override {
+    return intermediate_.der();
+  }
 
   const crypto::Certificate& intermediate() const { return intermediate_; }
   const crypto::Certificate& root() const { return root_; }

@@ -612,7 +612,10 @@ grpc::Status IssuanceService::RevokeCertificate(
     mark.set_name(name);
     mark.set_reason(reason);
     *mark.mutable_revoke_time() = TimeToProto(now);
-    CERTPLANE_RETURN_IF_ERROR(peers_.RevokeCertificateVersion(mark).status());
+    // A repeat (or a retry after a crash here) finds it marked already.
+    if (version.status() != inventory_v1::REVOKED) {
+      CERTPLANE_RETURN_IF_ERROR(peers_.RevokeCertificateVersion(mark).status());
+    }
     log::Info("issuance: certificate revoked",
               {{"version", name},
                {"serial", version.details().serial_hex()},

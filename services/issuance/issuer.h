@@ -70,6 +70,9 @@ class Issuer {
   // Whether `certificate_der` was issued by this issuer (revocation checks
   // the version belongs to it).
   virtual bool Issued(absl::string_view certificate_der) const;
+  // The DER of the CA certificate that signs this issuer's certificates
+  // (served at /ca/<id>.crt), or "" when it is not ours to serve.
+  virtual std::string IssuingCertificateDer() const { return ""; }
 };
 
 // EXTERNAL_UPLOAD: Submit returns no certificate; the order waits for an
