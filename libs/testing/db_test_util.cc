@@ -101,6 +101,18 @@ std::unique_ptr<db::Database> OpenFreshDatabase(db::Dialect dialect,
   return *std::move(database);
 }
 
+std::unique_ptr<db::Database> OpenSecondConnection(const db::Database& db) {
+  db::DatabaseOptions options = TestDatabaseOptions();
+  options.service = db.service();
+  options.schema = db.schema();
+  absl::StatusOr<std::unique_ptr<db::Database>> database =
+      db::Database::Open(db.redacted_url(), std::move(options));
+  if (!database.ok()) {
+    FAIL("cannot open a second connection: " << database.status().ToString());
+  }
+  return *std::move(database);
+}
+
 void ForEachBackend(absl::FunctionRef<void(db::Database&)> body,
                     db::DatabaseOptions options) {
   for (db::Dialect dialect : kAllDialects) {

@@ -46,6 +46,11 @@ std::string FreshDatabaseUrl(db::Dialect dialect);
 std::unique_ptr<db::Database> OpenFreshDatabase(
     db::Dialect dialect, db::DatabaseOptions options = TestDatabaseOptions());
 
+// A second Database over the same database (and schema) as `db`, as another
+// replica of a service would open it. Test databases have no passwords, so
+// the redacted URL is the URL. FAILs the test on error.
+std::unique_ptr<db::Database> OpenSecondConnection(const db::Database& db);
+
 // Runs `body` once per backend (SQLite, then PostgreSQL), each time with a
 // new, empty database; Catch2 messages name the backend.
 void ForEachBackend(absl::FunctionRef<void(db::Database&)> body,

@@ -303,6 +303,46 @@ class Platform {
 
   InternalCa& internal_ca() { return *internal_ca_; }
 
+  // A second replica of the issuance service: its own connection to the
+  // same database, its own peers, workers and renewal controller.
+  struct Replica {
+    std::unique_ptr<db::Database> db;
+    std::unique_ptr<IssuanceStore> orders;
+    std::unique_ptr<CaStore> cas;
+    std::unique_ptr<RenewalStore> renewals;
+    std::unique_ptr<Peers> peers;
+    IssuerMap issuers;
+    std::unique_ptr<OrderWorkflow> workflow;
+    std::unique_ptr<RenewalController> controller;
+  };
+  std::unique_ptr<Replica> AddReplica(const std::string& name) {
+    auto r = std::make_unique<Replica>();
+    r->db = testing::OpenSecondConnection(*issuance_db_);
+    r->orders = NewSqlIssuanceStore(*r->db);
+    r->cas = NewSqlCaStore(*r->db);
+    r->renewals = NewSqlRenewalStore(*r->db);
+    PeerOptions peer_options;
+    peer_options.development_identity = "issuance";
+    r->peers = std::make_unique<Peers>(
+        vault::v1::VaultService::NewStub(vault_.channel()),
+        inventory_v1::InventoryService::NewStub(
+            testing::ChannelTo(*inventory_runner_)),
+        peer_options);
+    r->issuers =
+        ValueOrDie(BuildIssuers(config_, *r->cas, *r->peers, clock_.Now()));
+    WorkflowOptions workflow_options;
+    workflow_options.worker_id = name;
+    r->workflow = std::make_unique<OrderWorkflow>(
+        *r->orders, *r->renewals, r->issuers, *r->peers, config_,
+        clock_.AsClock(), workflow_options);
+    RenewalControllerOptions renewal_options;
+    renewal_options.worker_id = name;
+    r->controller = std::make_unique<RenewalController>(
+        *r->renewals, *r->orders, *r->peers, config_, *r->workflow,
+        clock_.AsClock(), renewal_options);
+    return r;
+  }
+
   TestClock& clock() { return clock_; }
   testing::TestVault& vault() { return vault_; }
   OrderWorkflow& workflow() { return *workflow_; }
@@ -907,6 +947,90 @@ TEST_CASE("RenewalComesWithJitterAndBacksOffWhileTheCaFails") {
     REQUIRE_THAT(platform.Call(&Stub::ListOrders, list, &renewals), IsOk());
     CHECK(renewals.orders_size() == 3);
     CHECK(renewals.orders(0).state() == v1::ISSUED);  // Newest first.
+  });
+}
+
+// Counts the orders matching `filter`.
+int CountOrders(Platform& platform, const std::string& filter) {
+  v1::ListOrdersRequest list;
+  list.set_filter(filter);
+  list.set_page_size(1);
+  v1::ListOrdersResponse response;
+  REQUIRE_THAT(platform.Call(&Stub::ListOrders, list, &response), IsOk());
+  return response.total_size();
+}
+
+TEST_CASE("TwoReplicasRenewAThousandCertificatesWithoutDuplicates") {
+  ForEachBackend([](db::Database& db) {
+    constexpr int kCertificates = 1000;
+    Platform platform(db.dialect());
+    for (int i = 0; i < kCertificates; ++i) {
+      v1::CreateOrderRequest request =
+          OrderFor(absl::StrCat("h", i, ".pay.example.com"), "payments");
+      request.set_auto_renew(true);
+      request.set_validity_days(90);
+      REQUIRE_THAT(platform.Create(request).status(), IsOk());
+    }
+    platform.workflow().Start();
+    const absl::Time give_up = absl::Now() + absl::Minutes(5);
+    while (CountOrders(platform, "state = ISSUED") < kCertificates &&
+           absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    platform.workflow().Stop();
+    REQUIRE(CountOrders(platform, "state = ISSUED") == kCertificates);
+
+    std::unique_ptr<Platform::Replica> a = platform.AddReplica("replica-a");
+    std::unique_ptr<Platform::Replica> b = platform.AddReplica("replica-b");
+    // Both follow the feed (as every replica does); the schedule is shared.
+    REQUIRE_THAT(a->controller->FollowOnce().status(), IsOk());
+    REQUIRE_THAT(b->controller->FollowOnce().status(), IsOk());
+    platform.clock().Advance(absl::Hours(24 * 70));  // All are due.
+
+    std::atomic<int> renewals_by_a{0}, renewals_by_b{0};
+    auto run = [&](Platform::Replica& replica, const std::string& worker,
+                   std::atomic<int>& claimed) {
+      for (int idle = 0; idle < 3;) {
+        const int due = ValueOrDie(replica.controller->RunDueOnce(worker));
+        const int orders = ValueOrDie(replica.workflow->RunOnce(worker));
+        claimed += due;
+        idle = due == 0 && orders == 0 ? idle + 1 : 0;
+      }
+    };
+    std::thread ta([&] { run(*a, "replica-a/0", renewals_by_a); });
+    std::thread tb([&] { run(*b, "replica-b/0", renewals_by_b); });
+    ta.join();
+    tb.join();
+    // Outcomes are counted once the orders are done.
+    while (ValueOrDie(a->controller->RunDueOnce("replica-a/0")) > 0) {
+    }
+
+    CHECK(CountOrders(platform, "reason = RENEWAL") == kCertificates);
+    CHECK(CountOrders(platform, "reason = RENEWAL AND state = ISSUED") ==
+          kCertificates);
+    CHECK(renewals_by_a.load() > 0);
+    CHECK(renewals_by_b.load() > 0);
+    // Every certificate has exactly its first version and one renewal.
+    inventory_v1::ListCertificatesRequest list;
+    list.set_page_size(1000);
+    list.set_filter("owner = payments");
+    int certificates = 0;
+    std::set<std::string> fingerprints;
+    do {
+      inventory_v1::ListCertificatesResponse page =
+          ValueOrDie(platform.peers().ListCertificates(list));
+      for (const inventory_v1::ManagedCertificate& c : page.certificates()) {
+        ++certificates;
+        CHECK(c.version_count() == 2);
+        fingerprints.insert(
+            c.current_version().details().sha256_fingerprint_hex());
+      }
+      list.set_page_token(page.next_page_token());
+    } while (!list.page_token().empty());
+    CHECK(certificates == kCertificates);
+    CHECK(fingerprints.size() == static_cast<size_t>(kCertificates));
+    // One live key per certificate version, plus the two CA keys.
+    CHECK(LiveKeys(platform.vault()) == 2 * kCertificates + 2);
   });
 }
 
