@@ -1317,20 +1317,7 @@ TEST_CASE("WithoutAVaultKeysAreRefusedPerCertificate") {
 // ---------------------------------------------------------------------------
 // The certplane-inventory binary.
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
-          0);
-  socklen_t length = sizeof(address);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) ==
-          0);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
+int FreePort() { return testing::FreeLoopbackPort(); }
 
 class InventoryProcess {
  public:

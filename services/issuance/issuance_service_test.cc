@@ -6,8 +6,11 @@
 // renewal times are exact.
 #include "services/issuance/issuance_service.h"
 
+#include <signal.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -166,6 +169,49 @@ class FlakyIssuer final : public Issuer {
   std::atomic<bool>& failing_;
 };
 
+// The real vault and inventory on loopback, each over its own fresh
+// database; the inventory stores keys in that vault.
+class VaultAndInventory {
+ public:
+  explicit VaultAndInventory(db::Dialect dialect)
+      : vault(dialect, kVaultPolicy), db_(testing::OpenFreshDatabase(dialect)) {
+    REQUIRE_THAT(db::Migrate(*db_, inventory::InventoryMigrations()), IsOk());
+    store_ = inventory::NewSqlInventoryStore(db_.get());
+    inventory::InventoryServiceOptions options;
+    options.allow_development_identity = true;
+    options.vault_development_identity = "inventory";
+    service_ = std::make_unique<inventory::InventoryService>(
+        *store_, vault::v1::VaultService::NewStub(vault.channel()),
+        [] { return absl::Now(); }, options);
+    runner_ = testing::ServeForTest(
+        service_.get(), inventory_v1::InventoryService::service_full_name());
+  }
+  ~VaultAndInventory() {
+    service_->Shutdown();
+    runner_.reset();
+  }
+
+  int inventory_port() { return runner_->port(); }
+  // Peers for an in-process issuance service.
+  std::unique_ptr<Peers> NewPeers(int attempts = 3) {
+    PeerOptions options;
+    options.development_identity = "issuance";
+    options.attempts = attempts;
+    return std::make_unique<Peers>(
+        vault::v1::VaultService::NewStub(vault.channel()),
+        inventory_v1::InventoryService::NewStub(testing::ChannelTo(*runner_)),
+        options);
+  }
+
+  testing::TestVault vault;
+
+ private:
+  std::unique_ptr<db::Database> db_;
+  std::unique_ptr<inventory::InventoryStore> store_;
+  std::unique_ptr<inventory::InventoryService> service_;
+  std::unique_ptr<server::ServerRunner> runner_;
+};
+
 struct PlatformOptions {
   std::string config = kConfig;
   int max_step_attempts = 3;
@@ -175,36 +221,13 @@ struct PlatformOptions {
 class Platform {
  public:
   explicit Platform(db::Dialect dialect, PlatformOptions options = {})
-      : vault_(dialect, kVaultPolicy),
-        inventory_db_(testing::OpenFreshDatabase(dialect)),
-        issuance_db_(testing::OpenFreshDatabase(dialect)) {
-    REQUIRE_THAT(db::Migrate(*inventory_db_, inventory::InventoryMigrations()),
-                 IsOk());
-    inventory_store_ = inventory::NewSqlInventoryStore(inventory_db_.get());
-    inventory::InventoryServiceOptions inventory_options;
-    inventory_options.allow_development_identity = true;
-    inventory_options.vault_development_identity = "inventory";
-    inventory_ = std::make_unique<inventory::InventoryService>(
-        *inventory_store_, vault::v1::VaultService::NewStub(vault_.channel()),
-        [] { return absl::Now(); }, inventory_options);
-    inventory_runner_ = testing::ServeForTest(
-        inventory_.get(), inventory_v1::InventoryService::service_full_name());
-    inventory_stub_ = inventory_v1::InventoryService::NewStub(
-        testing::ChannelTo(*inventory_runner_));
-
+      : backends_(dialect), issuance_db_(testing::OpenFreshDatabase(dialect)) {
     config_ = ValueOrDie(ParseConfig(options.config, "test config"));
     REQUIRE_THAT(db::Migrate(*issuance_db_, IssuanceMigrations()), IsOk());
     orders_ = NewSqlIssuanceStore(*issuance_db_);
     cas_ = NewSqlCaStore(*issuance_db_);
     renewals_ = NewSqlRenewalStore(*issuance_db_);
-    PeerOptions peer_options;
-    peer_options.development_identity = "issuance";
-    peer_options.attempts = 1;
-    peers_ = std::make_unique<Peers>(
-        vault::v1::VaultService::NewStub(vault_.channel()),
-        inventory_v1::InventoryService::NewStub(
-            testing::ChannelTo(*inventory_runner_)),
-        peer_options);
+    peers_ = backends_.NewPeers(/*attempts=*/1);
     IssuerMap real =
         ValueOrDie(BuildIssuers(config_, *cas_, *peers_, clock_.Now()));
     internal_ca_ = dynamic_cast<InternalCa*>(real.at("internal").get());
@@ -240,8 +263,6 @@ class Platform {
     controller_->Stop();
     workflow_->Stop();
     runner_.reset();
-    inventory_->Shutdown();
-    inventory_runner_.reset();
   }
 
   template <typename Request, typename Response>
@@ -321,13 +342,7 @@ class Platform {
     r->orders = NewSqlIssuanceStore(*r->db);
     r->cas = NewSqlCaStore(*r->db);
     r->renewals = NewSqlRenewalStore(*r->db);
-    PeerOptions peer_options;
-    peer_options.development_identity = "issuance";
-    r->peers = std::make_unique<Peers>(
-        vault::v1::VaultService::NewStub(vault_.channel()),
-        inventory_v1::InventoryService::NewStub(
-            testing::ChannelTo(*inventory_runner_)),
-        peer_options);
+    r->peers = backends_.NewPeers();
     r->issuers =
         ValueOrDie(BuildIssuers(config_, *r->cas, *r->peers, clock_.Now()));
     WorkflowOptions workflow_options;
@@ -344,7 +359,7 @@ class Platform {
   }
 
   TestClock& clock() { return clock_; }
-  testing::TestVault& vault() { return vault_; }
+  testing::TestVault& vault() { return backends_.vault; }
   OrderWorkflow& workflow() { return *workflow_; }
   RenewalController& controller() { return *controller_; }
   RenewalStore& renewals() { return *renewals_; }
@@ -355,13 +370,7 @@ class Platform {
 
  private:
   TestClock clock_;
-  testing::TestVault vault_;
-  std::unique_ptr<db::Database> inventory_db_;
-  std::unique_ptr<inventory::InventoryStore> inventory_store_;
-  std::unique_ptr<inventory::InventoryService> inventory_;
-  std::unique_ptr<server::ServerRunner> inventory_runner_;
-  std::unique_ptr<inventory_v1::InventoryService::Stub> inventory_stub_;
-
+  VaultAndInventory backends_;
   std::unique_ptr<db::Database> issuance_db_;
   v1::IssuanceConfig config_;
   std::unique_ptr<IssuanceStore> orders_;
@@ -1032,6 +1041,150 @@ TEST_CASE("TwoReplicasRenewAThousandCertificatesWithoutDuplicates") {
     // One live key per certificate version, plus the two CA keys.
     CHECK(LiveKeys(platform.vault()) == 2 * kCertificates + 2);
   });
+}
+
+// ---------------------------------------------------------------------------
+// The certplane-issuance binary, killed in the middle of its work.
+
+class IssuanceProcess {
+ public:
+  IssuanceProcess(std::vector<std::string> flags, int port) {
+    flags.push_back(absl::StrCat("--listen_address=127.0.0.1:", port));
+    flags.push_back("--metrics_address=");
+    flags.push_back("--crl_listen_address=127.0.0.1:0");
+    flags.push_back("--log_level=error");
+    child_ = ValueOrDie(server::testing::ChildProcess::Start(
+        CERTPLANE_ISSUANCE_PATH, flags, {}));
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                       grpc::InsecureChannelCredentials());
+    REQUIRE(channel->WaitForConnected(
+        absl::ToChronoTime(absl::Now() + absl::Seconds(60))));
+    stub_ = v1::IssuanceService::NewStub(channel);
+  }
+
+  template <typename Request, typename Response>
+  absl::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                 const Request&, Response*),
+                    const Request& request, Response* response) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    context.AddMetadata(kDevIdentityHeader, "alice");
+    return FromGrpcStatus((stub_.get()->*method)(&context, request, response));
+  }
+
+  int Count(const std::string& filter) {
+    v1::ListOrdersRequest list;
+    list.set_filter(filter);
+    list.set_page_size(1);
+    v1::ListOrdersResponse response;
+    REQUIRE_THAT(Call(&Stub::ListOrders, list, &response), IsOk());
+    return response.total_size();
+  }
+
+  void Kill() {
+    REQUIRE_THAT(child_->Signal(SIGKILL), IsOk());
+    (void)child_->WaitForExit(absl::Seconds(20));
+  }
+  void Terminate() {
+    REQUIRE_THAT(child_->Signal(SIGTERM), IsOk());
+    CHECK(ValueOrDie(child_->WaitForExit(absl::Seconds(30))) == 0);
+  }
+
+ private:
+  std::unique_ptr<server::testing::ChildProcess> child_;
+  std::unique_ptr<Stub> stub_;
+};
+
+TEST_CASE("AKilledServiceResumesEveryOrderWithNoDuplicateOrOrphan") {
+  for (db::Dialect dialect : testing::kAllDialects) {
+    INFO("backend: " << db::DialectName(dialect));
+    constexpr int kOrders = 200;
+    VaultAndInventory backends(dialect);
+    std::filesystem::path dir = testing::FreshTestDir("issuance_kill_test");
+    ::certplane::testing::WriteFileContents((dir / "issuance.conf").string(),
+                                            kConfig);
+    std::vector<std::string> flags = {
+        "--insecure_plaintext_for_development",
+        "--allow_development_identity",
+        absl::StrCat("--vault_address=127.0.0.1:", backends.vault.port()),
+        absl::StrCat("--inventory_address=127.0.0.1:",
+                     backends.inventory_port()),
+        absl::StrCat("--config_file=", (dir / "issuance.conf").string()),
+        "--order_lease=3s",
+        "--worker_threads=2"};
+    if (dialect == db::Dialect::kSqlite) {
+      flags.push_back(absl::StrCat("--data_dir=", (dir / "data").string()));
+    } else {
+      flags.push_back(
+          absl::StrCat("--database_url=", testing::FreshDatabaseUrl(dialect)));
+    }
+    const int port = testing::FreeLoopbackPort();
+    std::set<std::string> names;
+    {
+      IssuanceProcess process(flags, port);
+      for (int i = 0; i < kOrders; ++i) {
+        v1::CreateOrderRequest request =
+            OrderFor(absl::StrCat("k", i, ".pay.example.com"), "payments");
+        request.set_request_id(absl::StrCat("kill-test-", i));
+        v1::Order order;
+        REQUIRE_THAT(process.Call(&Stub::CreateOrder, request, &order), IsOk());
+        names.insert(order.name());
+      }
+      // Killed while the workers are half way.
+      const absl::Time give_up = absl::Now() + absl::Minutes(2);
+      while (process.Count("state = ISSUED") < kOrders / 4 &&
+             absl::Now() < give_up) {
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+      process.Kill();
+    }
+    int issued_before_restart = 0;
+    {
+      // Killed again, sooner, after a restart.
+      IssuanceProcess process(flags, port);
+      issued_before_restart = process.Count("state = ISSUED");
+      CHECK(issued_before_restart >= kOrders / 4);
+      CHECK(issued_before_restart < kOrders);
+      absl::SleepFor(absl::Seconds(4));
+      process.Kill();
+    }
+    {
+      IssuanceProcess process(flags, port);
+      // Repeating the requests finds the same orders.
+      for (int i = 0; i < kOrders; i += 37) {
+        v1::CreateOrderRequest request =
+            OrderFor(absl::StrCat("k", i, ".pay.example.com"), "payments");
+        request.set_request_id(absl::StrCat("kill-test-", i));
+        v1::Order order;
+        REQUIRE_THAT(process.Call(&Stub::CreateOrder, request, &order), IsOk());
+        CHECK(names.contains(order.name()));
+      }
+      const absl::Time give_up = absl::Now() + absl::Minutes(3);
+      while (process.Count("state = ISSUED") < kOrders &&
+             absl::Now() < give_up) {
+        absl::SleepFor(absl::Milliseconds(200));
+      }
+      CHECK(process.Count("state = ISSUED") == kOrders);
+      CHECK(process.Count("") == kOrders);
+      process.Terminate();
+    }
+    // One certificate per order, each with one version, and one key per
+    // order (plus the two CA keys): nothing doubled, nothing orphaned.
+    std::unique_ptr<Peers> peers = backends.NewPeers();
+    inventory_v1::ListCertificatesRequest list;
+    list.set_page_size(1000);
+    inventory_v1::ListCertificatesResponse page =
+        ValueOrDie(peers->ListCertificates(list));
+    CHECK(page.certificates_size() == kOrders);
+    std::set<std::string> keys;
+    for (const inventory_v1::ManagedCertificate& c : page.certificates()) {
+      CHECK(c.version_count() == 1);
+      keys.insert(c.current_version().key_name());
+    }
+    CHECK(keys.size() == static_cast<size_t>(kOrders));
+    CHECK(LiveKeys(backends.vault) == kOrders + 2);
+    std::filesystem::remove_all(dir);
+  }
 }
 
 }  // namespace

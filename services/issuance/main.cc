@@ -21,7 +21,7 @@
 //   --crl_base_url          the URL it is reached at (default
 //                           http://<crl_listen_address>); goes into every
 //                           certificate of the default internal CA
-//   --worker_threads, --worker_id, --renewal_sweep_interval,
+//   --worker_threads, --worker_id, --order_lease, --renewal_sweep_interval,
 //   --renewal_poll_interval
 //   plus the runtime's --listen_address, --tls_*, ... flags.
 //
@@ -94,6 +94,9 @@ ABSL_FLAG(std::string, crl_base_url, "",
           "Base URL of the CRL listener as relying parties reach it; default "
           "http://<crl_listen_address>");
 ABSL_FLAG(int, worker_threads, 2, "Order worker threads");
+ABSL_FLAG(absl::Duration, order_lease, absl::Minutes(2),
+          "How long a worker holds an order; after a crash, its orders are "
+          "taken up again once this passes");
 ABSL_FLAG(std::string, worker_id, "",
           "This replica's name in work-queue leases; default host:pid");
 ABSL_FLAG(absl::Duration, renewal_sweep_interval, absl::Minutes(10),
@@ -220,6 +223,10 @@ absl::Status Run() {
   workflow_options.threads = absl::GetFlag(FLAGS_worker_threads);
   if (workflow_options.threads < 1 || workflow_options.threads > 64) {
     return absl::InvalidArgumentError("--worker_threads must be 1-64");
+  }
+  workflow_options.lease = absl::GetFlag(FLAGS_order_lease);
+  if (workflow_options.lease < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--order_lease must be at least 1s");
   }
   issuance::OrderWorkflow workflow(*orders, *renewals, *issuers, peers, config,
                                    clock, workflow_options);

@@ -34,6 +34,10 @@ namespace certplane::testing {
 // A fresh, empty temporary folder, unique in the process.
 std::filesystem::path FreshTestDir(absl::string_view prefix);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (for child processes
+// that need their port on the command line).
+int FreeLoopbackPort();
+
 // Serves `service` (not owned) on 127.0.0.1:0, plaintext, no signal
 // handling, a 1 s grace period.
 std::unique_ptr<server::ServerRunner> ServeForTest(grpc::Service* service,
