@@ -20,6 +20,8 @@ PACKAGES=(
   prometheus-cpp-dev catch2
   # Vault: PKCS#11 KEK source (header from p11-kit), tested with SoftHSM2.
   libp11-kit-dev softhsm2
+  # The issuance benchmark's peer (cfssl serve).
+  golang-cfssl
   # Scripts used by tests and `make run`.
   python3 curl procps
 )

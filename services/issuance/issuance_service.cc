@@ -238,9 +238,28 @@ grpc::Status IssuanceService::CreateOrder(grpc::ServerContext* context,
       CERTPLANE_ASSIGN_OR_RETURN(*response, OrderToProto(preview));
       return absl::OkStatus();
     }
+    const bool carry = request->wait() && plan.record.state == kApproved;
+    const std::string lease = RandomLease();
+    if (carry) {
+      plan.record.lease_owner = lease;
+      plan.record.lease_expiry = now + options_.rpc_lease;
+    }
     CERTPLANE_ASSIGN_OR_RETURN(OrderRecord stored,
                                orders_.CreateOrder(plan.record, created));
-    if (stored.state == kApproved) workflow_.Wake();
+    if (carry && stored.lease_owner == lease) {
+      // This call created it (not a repeat of an earlier request): carry it.
+      absl::StatusOr<OrderRecord> carried = workflow_.Advance(stored, lease);
+      if (carried.ok()) {
+        stored = *std::move(carried);
+      } else {
+        // Stored and leased: the workers take it up once the lease ends.
+        log::Warning("issuance: could not carry a new order through",
+                     {{"order", stored.order_id},
+                      {"error", carried.status().ToString()}});
+      }
+    } else if (stored.state == kApproved) {
+      workflow_.Wake();
+    }
     CERTPLANE_ASSIGN_OR_RETURN(*response, OrderToProto(stored));
     return absl::OkStatus();
   });

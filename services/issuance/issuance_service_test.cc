@@ -619,6 +619,17 @@ TEST_CASE("OrdersOutsideTheTeamsDomainsOrRulesAreRefusedWithTheReason") {
     CHECK_THAT(platform.Create(request),
                StatusIs(Code::kAlreadyExists, "ticket-42"));
 
+    // wait: carried through within the call.
+    v1::CreateOrderRequest now = OrderFor("now.pay.example.com", "payments");
+    now.set_wait(true);
+    v1::Order issued = ValueOrDie(platform.Create(now));
+    CHECK(issued.state() == v1::ISSUED);
+    CHECK_FALSE(issued.certificate_version().empty());
+    // A repeat of a waited request just returns the order.
+    now.set_request_id("wait-1");
+    v1::Order first_wait = ValueOrDie(platform.Create(now));
+    CHECK(ValueOrDie(platform.Create(now)).name() == first_wait.name());
+
     // validate_only stores nothing.
     v1::CreateOrderRequest preview = OrderFor("c.pay.example.com", "payments");
     preview.set_validate_only(true);

@@ -158,7 +158,9 @@ class IssuanceStore {
  public:
   virtual ~IssuanceStore() = default;
 
-  // Stores a new order in `order.state` with its creation event. With a
+  // Stores a new order in `order.state` with its creation event, leased to
+  // `order.lease_owner` until `order.lease_expiry` when those are set (the
+  // creating RPC carries the order on itself). With a
   // request_id that is already stored: the stored order when request_hash
   // matches, else ALREADY_EXISTS naming the request_id. With renewal_of set
   // while another order for that certificate is not final:

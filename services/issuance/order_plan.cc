@@ -228,6 +228,7 @@ absl::StatusOr<PlannedOrder> PlanNewOrder(const v1::CreateOrderRequest& request,
   plan.spec.set_validity_days(validity_days);
   plan.spec.clear_request_id();
   plan.spec.clear_validate_only();
+  plan.spec.clear_wait();
   OrderRecord& r = plan.record;
   r.state = approval.auto_approve ? kApproved : kPendingApproval;
   r.reason = "new";

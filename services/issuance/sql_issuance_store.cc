@@ -384,8 +384,7 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::CreateOrder(
     out.etag = RandomHex(gen, 1);
     out.create_time = created.time;
     out.update_time = created.time;
-    out.lease_owner.clear();
-    out.lease_expiry = absl::InfinitePast();
+    if (out.lease_owner.empty()) out.lease_expiry = absl::InfinitePast();
     out.events.clear();
     out.approvals.clear();
     SqlParams p;
@@ -417,7 +416,7 @@ absl::StatusOr<OrderRecord> SqlIssuanceStore::CreateOrder(
         p.Add(out.failure_reason),
         p.Add(static_cast<long long>(out.attempts)),
         p.Add(Micros(out.next_attempt_time)),
-        p.Add(std::string()),
+        p.Add(out.lease_owner),
         p.Add(Micros(out.lease_expiry)),
         p.Add(Micros(out.create_time)),
         p.Add(Micros(out.update_time)),
