@@ -8,8 +8,11 @@
 
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/crypto/internal/der.h"
 #include "libs/crypto/internal/ssl_util.h"
 
@@ -104,8 +107,51 @@ bool MatchesDnsPattern(absl::string_view raw_pattern, absl::string_view host) {
 
 }  // namespace
 
+namespace {
+
+// CA certificates parsed before, by their DER. The same few issuers come
+// back in every chain, and each parse costs OpenSSL 3.0 a key decode (about
+// a million instructions); a Certificate never changes once made, so one
+// can be handed out again. Bounded: when full, it starts over.
+class CaParseCache {
+ public:
+  std::optional<Certificate> Find(absl::string_view der) {
+    absl::MutexLock lock(&mu_);
+    auto it = by_der_.find(der);
+    if (it == by_der_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  void Put(const Certificate& cert) {
+    if (!cert.info().is_ca) return;
+    absl::MutexLock lock(&mu_);
+    if (by_der_.size() >= kCapacity) by_der_.clear();
+    by_der_.emplace(cert.der(), cert);
+  }
+
+ private:
+  static constexpr size_t kCapacity = 256;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Certificate> by_der_ ABSL_GUARDED_BY(mu_);
+};
+
+CaParseCache& CaCache() {
+  static auto* cache = new CaParseCache;
+  return *cache;
+}
+
+absl::StatusOr<Certificate> Remembered(absl::StatusOr<Certificate> cert) {
+  if (cert.ok()) CaCache().Put(*cert);
+  return cert;
+}
+
+}  // namespace
+
 absl::StatusOr<Certificate> Certificate::FromDer(absl::string_view der) {
   if (der.empty()) return absl::InvalidArgumentError("empty certificate");
+  if (std::optional<Certificate> known = CaCache().Find(der)) {
+    return *std::move(known);
+  }
   // Refuse explicit EC parameters before d2i_X509 decodes the curve.
   if (auto status = internal::CheckCertificateDerKey(der); !status.ok()) {
     return internal::WithMalformedContext(
@@ -121,7 +167,7 @@ absl::StatusOr<Certificate> Certificate::FromDer(absl::string_view der) {
     return absl::InvalidArgumentError(
         "trailing bytes after DER X.509 certificate");
   }
-  return Adopt(std::move(x509));
+  return Remembered(Adopt(std::move(x509)));
 }
 
 absl::StatusOr<Certificate> Certificate::FromPem(absl::string_view pem) {
@@ -135,6 +181,9 @@ absl::StatusOr<Certificate> Certificate::FromPem(absl::string_view pem) {
     return absl::InvalidArgumentError(
         "no valid PEM \"CERTIFICATE\" block (PEM_read_bio_X509)");
   }
+  if (std::optional<Certificate> known = CaCache().Find(*der)) {
+    return *std::move(known);
+  }
   if (auto status = internal::CheckCertificateDerKey(*der); !status.ok()) {
     return internal::WithMalformedContext(
         status, "no valid PEM \"CERTIFICATE\" block (PEM_read_bio_X509)");
@@ -145,7 +194,11 @@ absl::StatusOr<Certificate> Certificate::FromPem(absl::string_view pem) {
     return SslError(absl::StatusCode::kInvalidArgument,
                     "no valid PEM \"CERTIFICATE\" block (PEM_read_bio_X509)");
   }
-  return Adopt(std::move(x509));
+  if (p != reinterpret_cast<const uint8_t*>(der->data()) + der->size()) {
+    // Parsed, but not all of the block: fine to return, not to remember.
+    return Adopt(std::move(x509));
+  }
+  return Remembered(Adopt(std::move(x509)));
 }
 
 absl::StatusOr<Certificate> Certificate::Adopt(X509Handle x509) {
@@ -200,6 +253,17 @@ std::string Certificate::ToPem() const {
 
 PublicKey Certificate::public_key() const {
   return PublicKey::Adopt(EvpPkeyHandle(X509_get_pubkey(x509_.get())));
+}
+
+std::string CertificateDerToPem(absl::string_view der) {
+  return internal::PemEncode("CERTIFICATE", der);
+}
+
+std::string Sha256Hex(absl::string_view data) {
+  uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const uint8_t*>(data.data()), data.size(), digest);
+  return HexEncode(
+      absl::string_view(reinterpret_cast<char*>(digest), sizeof(digest)));
 }
 
 std::string Certificate::Sha256Fingerprint() const {

@@ -88,6 +88,13 @@ struct CertificateInfo {
                              // verifies with its own key.
 };
 
+// The PEM ("CERTIFICATE") of DER bytes, and the lowercase hex SHA-256 of
+// any bytes (a certificate's DER gives its sha256_fingerprint_hex), without
+// parsing them: for certificates already parsed and checked once, since
+// parsing costs a key decode.
+std::string CertificateDerToPem(absl::string_view der);
+std::string Sha256Hex(absl::string_view data);
+
 class Certificate {
  public:
   // Exactly one DER certificate; trailing bytes are INVALID_ARGUMENT.

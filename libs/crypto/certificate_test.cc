@@ -333,6 +333,8 @@ TEST_CASE("DescribesEveryFieldOfAFullLeaf", "[certificate]") {
   CHECK(info.sct_count == 2);
 
   CHECK(info.sha256_fingerprint_hex == HexEncode(cert.Sha256Fingerprint()));
+  CHECK(info.sha256_fingerprint_hex == Sha256Hex(cert.der()));
+  CHECK(CertificateDerToPem(cert.der()) == cert.ToPem());
   CHECK(info.sha1_fingerprint_hex.size() == 40);
   CHECK(info.sha1_fingerprint_hex != info.sha256_fingerprint_hex.substr(0, 40));
   CHECK(info.spki_sha256_hex == HexEncode(cert.public_key().SpkiSha256()));
@@ -351,6 +353,27 @@ TEST_CASE("DescribesARootAsSelfSignedCa", "[certificate]") {
   CHECK(info.sct_count == 0);
   CHECK(info.sans.empty());
   CHECK(info.policies.empty());
+}
+
+TEST_CASE("ParsesACaCertificateOnceAndEveryLeafAfresh", "[certificate]") {
+  const Certificate& root = Pki().Cert("root");
+  Certificate a = ValueOrDie(Certificate::FromDer(root.der()));
+  Certificate b = ValueOrDie(Certificate::FromPem(root.ToPem()));
+  // The same parsed object, handed out again: CAs recur in every chain.
+  CHECK(a.native() == b.native());
+  CHECK(a == root);
+  CHECK(a.info().is_ca);
+  // A leaf is not remembered (there are too many of them).
+  const Certificate leaf = Pki().Cert("full");
+  REQUIRE_FALSE(leaf.info().is_ca);
+  Certificate c = ValueOrDie(Certificate::FromDer(leaf.der()));
+  Certificate d = ValueOrDie(Certificate::FromDer(leaf.der()));
+  CHECK(c.native() != d.native());
+  CHECK(c == d);
+  // Input that merely starts like a known CA is still refused.
+  CHECK_FALSE(Certificate::FromDer(root.der() + "x").ok());
+  CHECK_FALSE(
+      Certificate::FromDer(root.der().substr(0, root.der().size() - 1)).ok());
 }
 
 TEST_CASE("ReadsGeneralizedTimeAfter2049", "[certificate]") {

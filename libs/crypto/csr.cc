@@ -490,16 +490,14 @@ absl::StatusOr<CertificateRequest> CertificateRequest::FromPem(
         status,
         "no valid PEM \"CERTIFICATE REQUEST\" block (PEM_read_bio_X509_REQ)");
   }
-  const auto* in = reinterpret_cast<const uint8_t*>(block->data());
-  SslPtr<X509_REQ> req(
-      d2i_X509_REQ(nullptr, &in, static_cast<long>(block->size())));
-  if (req == nullptr) {
-    return SslError(absl::StatusCode::kInvalidArgument,
-                    "no valid PEM \"CERTIFICATE REQUEST\" block "
-                    "(PEM_read_bio_X509_REQ)");
-  }
   // The block's own bytes, not a re-encoding (see ToPem).
-  return FromDer(*block);
+  absl::StatusOr<CertificateRequest> csr = FromDer(*block);
+  if (!csr.ok() && absl::StartsWith(csr.status().message(),
+                                    "not a DER PKCS#10 certificate request")) {
+    return absl::InvalidArgumentError(
+        "no valid PEM \"CERTIFICATE REQUEST\" block (PEM_read_bio_X509_REQ)");
+  }
+  return csr;
 }
 
 std::string CertificateRequest::ToPem() const {
@@ -510,6 +508,17 @@ std::string CertificateRequest::ToPem() const {
 }
 
 absl::Status CertificateRequest::VerifySignature() const {
+  // Once per parsed CSR (copies share the answer): each check costs a
+  // parse and a signature verification.
+  if (verified_ == nullptr) {
+    return absl::FailedPreconditionError("CSR was moved from");
+  }
+  absl::call_once(verified_->once,
+                  [this] { verified_->status = CheckSignature(); });
+  return verified_->status;
+}
+
+absl::Status CertificateRequest::CheckSignature() const {
   // Re-parsed here so that the value itself holds no library state.
   const auto* p = reinterpret_cast<const uint8_t*>(der_.data());
   SslPtr<X509_REQ> req(

@@ -10,9 +10,11 @@
 #define CERTPLANE_LIBS_CRYPTO_CSR_H_
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -67,7 +69,15 @@ class CertificateRequest {
         sans_(std::move(sans)),
         unsupported_san_count_(unsupported_sans),
         public_key_(std::move(public_key)),
-        signature_algorithm_(std::move(signature_algorithm)) {}
+        signature_algorithm_(std::move(signature_algorithm)),
+        verified_(std::make_shared<Verified>()) {}
+
+  absl::Status CheckSignature() const;
+
+  struct Verified {
+    absl::once_flag once;
+    absl::Status status;
+  };
 
   std::string der_;
   DistinguishedName subject_;
@@ -75,6 +85,7 @@ class CertificateRequest {
   int unsupported_san_count_ = 0;
   PublicKey public_key_;
   std::string signature_algorithm_;
+  std::shared_ptr<Verified> verified_;  // VerifySignature's answer.
 };
 
 // Builds a CSR for `key` and signs it: RSA with SHA-256, P-256 with SHA-256,

@@ -17,6 +17,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "libs/crypto/internal/der.h"
 #include "libs/crypto/internal/ssl_util.h"
 
 namespace certplane::crypto {
@@ -108,27 +109,6 @@ absl::StatusOr<const EVP_MD*> DigestByName(absl::string_view name) {
       "unknown digest \"", name, "\"; expected sha256, sha384 or sha512"));
 }
 
-// DER length octets for `length`.
-void AppendDerLength(std::string* out, size_t length) {
-  if (length < 0x80) {
-    out->push_back(static_cast<char>(length));
-    return;
-  }
-  char bytes[sizeof(size_t)];
-  int count = 0;
-  for (size_t rest = length; rest != 0; rest >>= 8) {
-    bytes[count++] = static_cast<char>(rest & 0xff);
-  }
-  out->push_back(static_cast<char>(0x80 | count));
-  while (count > 0) out->push_back(bytes[--count]);
-}
-
-void AppendDerTlv(std::string* out, uint8_t tag, absl::string_view content) {
-  out->push_back(static_cast<char>(tag));
-  AppendDerLength(out, content.size());
-  out->append(content.data(), content.size());
-}
-
 // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
 //                            signatureValue BIT STRING }
 std::string AssembleCertificate(absl::string_view tbs,
@@ -138,9 +118,9 @@ std::string AssembleCertificate(absl::string_view tbs,
   bit_string.append(signature.data(), signature.size());
   std::string body(tbs);
   body.append(algorithm.data(), algorithm.size());
-  AppendDerTlv(&body, 0x03, bit_string);
+  internal::AppendDerTlv(&body, 0x03, bit_string);
   std::string out;
-  AppendDerTlv(&out, 0x30, body);
+  internal::AppendDerTlv(&out, 0x30, body);
   return out;
 }
 
@@ -525,6 +505,48 @@ absl::StatusOr<SslPtr<X509_NAME>> NameFromDn(const DistinguishedName& dn) {
 
 // Sets the TBSCertificate's signature AlgorithmIdentifier (and, where the
 // library does it in one step, the outer one too).
+// The certificate `der` (tbs || algorithm || signature) as a Certificate.
+// On OpenSSL 3 the signature goes into the X509 that was built, since
+// parsing `der` again would run the 3.0 key decoder (about a million
+// instructions); the result must encode to exactly `der`, or it is parsed
+// after all.
+absl::StatusOr<Certificate> AdoptSigned(SslPtr<X509> x509,
+                                        const SslPtr<X509_ALGOR>& algorithm,
+                                        absl::string_view signature,
+                                        absl::string_view der) {
+#if !defined(CERTPLANE_BORINGSSL)
+  const ASN1_BIT_STRING* stored_signature = nullptr;
+  const X509_ALGOR* outer_algorithm = nullptr;
+  X509_get0_signature(&stored_signature, &outer_algorithm, x509.get());
+  // Both fields live inside the (non-const) X509 owned here.
+  auto* bits = const_cast<ASN1_BIT_STRING*>(stored_signature);
+  if (bits != nullptr && outer_algorithm != nullptr &&
+      X509_ALGOR_copy(const_cast<X509_ALGOR*>(outer_algorithm),
+                      algorithm.get()) &&
+      ASN1_BIT_STRING_set(
+          bits,
+          reinterpret_cast<unsigned char*>(const_cast<char*>(signature.data())),
+          static_cast<int>(signature.size()))) {
+    // No unused bits in the last octet.
+    bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    uint8_t* encoded = nullptr;
+    const int length = i2d_X509(x509.get(), &encoded);
+    const bool same =
+        length > 0 && absl::string_view(reinterpret_cast<char*>(encoded),
+                                        static_cast<size_t>(length)) == der;
+    OPENSSL_free(encoded);
+    if (same) return Certificate::Adopt(X509Handle(x509.release()));
+  }
+  internal::ClearSslErrors();
+#else
+  (void)x509;
+  (void)algorithm;
+  (void)signature;
+#endif
+  return Certificate::FromDer(der);
+}
+
 absl::Status SetSignatureAlgorithm(X509* x509, const X509_ALGOR* algorithm) {
 #if defined(CERTPLANE_BORINGSSL)
   if (!X509_set1_signature_algo(x509, algorithm)) {
@@ -683,7 +705,7 @@ absl::StatusOr<Certificate> IssueCertificate(const IssueRequest& request,
     return absl::InternalError("signer returned an oversized signature");
   }
   std::string der = AssembleCertificate(*tbs, *algor_der, *signature);
-  auto cert = Certificate::FromDer(der);
+  auto cert = AdoptSigned(std::move(x509), *algor, *signature, der);
   if (!cert.ok()) {
     return absl::InternalError(absl::StrCat(
         "assembled certificate does not parse: ", cert.status().message()));
@@ -792,7 +814,7 @@ absl::StatusOr<std::string> IssueCrl(const CrlRequest& request,
   // cannot set a CRL's inner signature algorithm without signing it with a
   // local key.
   std::string tbs;
-  AppendDerTlv(&tbs, 0x02, std::string(1, '\x01'));  // version v2
+  internal::AppendDerTlv(&tbs, 0x02, std::string(1, '\x01'));  // version v2
   tbs += *algor_der;
   auto issuer_name = I2d(
       [&](uint8_t** out) {
@@ -834,11 +856,11 @@ absl::StatusOr<std::string> IssueCrl(const CrlRequest& request,
       }
       auto ext = ExtensionDer(NID_crl_reason, reason.get(), "reasonCode");
       if (!ext.ok()) return ext.status();
-      AppendDerTlv(&entry, 0x30, *ext);
+      internal::AppendDerTlv(&entry, 0x30, *ext);
     }
-    AppendDerTlv(&entries, 0x30, entry);
+    internal::AppendDerTlv(&entries, 0x30, entry);
   }
-  if (!entries.empty()) AppendDerTlv(&tbs, 0x30, entries);
+  if (!entries.empty()) internal::AppendDerTlv(&tbs, 0x30, entries);
 
   std::string extensions;
   auto key_id = KeyIdOf(ca);
@@ -860,10 +882,10 @@ absl::StatusOr<std::string> IssueCrl(const CrlRequest& request,
   if (!number_der.ok()) return number_der.status();
   extensions += *number_der;
   std::string extension_seq;
-  AppendDerTlv(&extension_seq, 0x30, extensions);
-  AppendDerTlv(&tbs, 0xa0, extension_seq);
+  internal::AppendDerTlv(&extension_seq, 0x30, extensions);
+  internal::AppendDerTlv(&tbs, 0xa0, extension_seq);
   std::string tbs_seq;
-  AppendDerTlv(&tbs_seq, 0x30, tbs);
+  internal::AppendDerTlv(&tbs_seq, 0x30, tbs);
 
   auto signature = signer.Sign(tbs_seq, algorithm->digest);
   if (!signature.ok()) return signature.status();

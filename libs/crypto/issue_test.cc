@@ -249,6 +249,25 @@ TEST_CASE("IssuesRootIntermediateAndLeafWithEveryProfileField") {
   CHECK_FALSE(IsCritical(leaf, NID_ext_key_usage));
   // The subject is not empty, so the SAN extension is not critical.
   CHECK_FALSE(IsCritical(leaf, NID_subject_alt_name));
+
+  // What IssueCertificate returns (the X509 it built, signed in place) is
+  // the certificate its DER holds, down to every parsed field.
+  for (const Certificate* issued : {&root, &intermediate, &leaf}) {
+    Certificate reparsed = ValueOrDie(Certificate::FromDer(issued->der()));
+    auto a = ValueOrDie(issued->Describe());
+    auto b = ValueOrDie(reparsed.Describe());
+    CHECK(a.sha256_fingerprint_hex == b.sha256_fingerprint_hex);
+    CHECK(a.sha1_fingerprint_hex == b.sha1_fingerprint_hex);
+    CHECK(a.spki_sha256_hex == b.spki_sha256_hex);
+    CHECK(a.serial_hex == b.serial_hex);
+    CHECK(a.signature_algorithm == b.signature_algorithm);
+    CHECK(a.self_signed == b.self_signed);
+    CHECK(a.key_usage == b.key_usage);
+    CHECK(a.sans == b.sans);
+    CHECK(issued->ToPem() == reparsed.ToPem());
+    CHECK(X509_cmp(issued->native(), reparsed.native()) == 0);
+  }
+  CHECK(Certificate::FromDer(leaf.der())->IsIssuedBy(intermediate));
 }
 
 TEST_CASE("LeavesOutExtensionsTheProfileDoesNotAskFor") {

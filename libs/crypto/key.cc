@@ -1,6 +1,7 @@
 #include "libs/crypto/key.h"
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -38,8 +39,84 @@ constexpr KeyTypeEntry kKeyTypes[] = {
     {KeyType::kEcdsaP384, "ecdsa-p384"}, {KeyType::kEd25519, "ed25519"},
 };
 
+#if !defined(CERTPLANE_BORINGSSL)
+// A byte string literal that may hold zero bytes.
+template <size_t N>
+constexpr absl::string_view Bytes(const char (&literal)[N]) {
+  return absl::string_view(literal, N - 1);
+}
+
+// SubjectPublicKeyInfo of an Ed25519 key or an EC key on a named curve,
+// written here: OpenSSL 3.0's i2d_PUBKEY goes through the encoder framework,
+// which costs about a million instructions a call. Empty for other keys.
+std::string FastSpkiDer(EVP_PKEY* pkey) {
+  // AlgorithmIdentifier contents (OIDs with their tags) and key bytes.
+  std::string algorithm;
+  std::string key;
+  if (EVP_PKEY_id(pkey) == EVP_PKEY_ED25519) {
+    uint8_t raw[32];
+    size_t length = sizeof(raw);
+    if (EVP_PKEY_get_raw_public_key(pkey, raw, &length) != 1) return {};
+    algorithm = std::string(Bytes("\x06\x03\x2b\x65\x70"));  // 1.3.101.112
+    key.assign(reinterpret_cast<char*>(raw), length);
+  } else if (EVP_PKEY_id(pkey) == EVP_PKEY_EC) {
+    char encoding[32] = {};
+    char format[32] = {};
+    char group[32] = {};
+    // Named curves with uncompressed points only; the rest as OpenSSL does.
+    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_ENCODING,
+                                       encoding, sizeof(encoding),
+                                       nullptr) != 1 ||
+        absl::string_view(encoding) != OSSL_PKEY_EC_ENCODING_GROUP ||
+        EVP_PKEY_get_utf8_string_param(
+            pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, format,
+            sizeof(format), nullptr) != 1 ||
+        absl::string_view(format) !=
+            OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED ||
+        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                       sizeof(group), nullptr) != 1) {
+      return {};
+    }
+    absl::string_view curve_oid;
+    const absl::string_view name = group;
+    if (name == "prime256v1" || name == "P-256") {
+      curve_oid = Bytes("\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07");
+    } else if (name == "secp384r1" || name == "P-384") {
+      curve_oid = Bytes("\x06\x05\x2b\x81\x04\x00\x22");
+    } else if (name == "secp521r1" || name == "P-521") {
+      curve_oid = Bytes("\x06\x05\x2b\x81\x04\x00\x23");
+    } else {
+      return {};
+    }
+    algorithm = absl::StrCat(Bytes("\x06\x07\x2a\x86\x48\xce\x3d\x02\x01"),
+                             curve_oid);  // id-ecPublicKey, the curve
+    uint8_t point[1 + 2 * 66];
+    size_t length = 0;
+    if (EVP_PKEY_get_octet_string_param(pkey,
+                                        OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                        point, sizeof(point), &length) != 1) {
+      return {};
+    }
+    key.assign(reinterpret_cast<char*>(point), length);
+  } else {
+    return {};
+  }
+  std::string body;
+  internal::AppendDerTlv(&body, internal::kDerSequence, algorithm);
+  internal::AppendDerTlv(&body, internal::kDerBitString,
+                         absl::StrCat(Bytes("\0"), key));
+  std::string out;
+  internal::AppendDerTlv(&out, internal::kDerSequence, body);
+  return out;
+}
+#endif
+
 // DER SubjectPublicKeyInfo of any EVP_PKEY (public half only).
 std::string SpkiDer(EVP_PKEY* pkey) {
+#if !defined(CERTPLANE_BORINGSSL)
+  if (std::string fast = FastSpkiDer(pkey); !fast.empty()) return fast;
+  internal::ClearSslErrors();
+#endif
   uint8_t* der = nullptr;
   int length = i2d_PUBKEY(pkey, &der);
   if (length <= 0) {
@@ -114,6 +191,21 @@ std::string HexEncode(absl::string_view bytes, bool colons) {
 }
 
 // ---------------------------------------------------------------- PublicKey
+
+absl::StatusOr<std::string> SpkiDerToPem(absl::string_view der) {
+  if (auto status = internal::CheckSpkiAlgorithm(der, "public key");
+      !status.ok()) {
+    return status;
+  }
+  absl::string_view rest = der;
+  internal::Tlv spki;
+  if (!internal::ReadTlvWithTag(&rest, internal::kDerSequence, &spki) ||
+      !rest.empty()) {
+    return absl::InvalidArgumentError(
+        "public key: not exactly one DER SubjectPublicKeyInfo");
+  }
+  return internal::PemEncode("PUBLIC KEY", der);
+}
 
 absl::StatusOr<PublicKey> PublicKey::FromDer(absl::string_view der) {
   // Refuse explicit EC parameters before d2i_PUBKEY decodes the curve.
@@ -322,8 +414,45 @@ absl::StatusOr<PrivateKey> PrivateKey::Generate(KeyType type) {
   return PrivateKey(EvpPkeyHandle(raw));
 }
 
+namespace {
+
+#if !defined(CERTPLANE_BORINGSSL)
+// The public half of `pkey` as a new key, copied through the key manager's
+// parameters. OpenSSL 3.0's SPKI encoder and decoder cost about a million
+// instructions per call each (they gather every provider's codecs), so this
+// is the one to use on hot paths. Null if the key manager cannot do it.
+EvpPkeyHandle CopyPublicHalf(EVP_PKEY* pkey) {
+  if (EVP_PKEY_id(pkey) == EVP_PKEY_ED25519) {
+    uint8_t raw[32];
+    size_t length = sizeof(raw);
+    if (EVP_PKEY_get_raw_public_key(pkey, raw, &length) != 1) return nullptr;
+    return EvpPkeyHandle(
+        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw, length));
+  }
+  OSSL_PARAM* params = nullptr;
+  if (EVP_PKEY_todata(pkey, EVP_PKEY_PUBLIC_KEY, &params) != 1) return nullptr;
+  SslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
+  EVP_PKEY* out = nullptr;
+  if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &out, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+    out = nullptr;
+  }
+  OSSL_PARAM_free(params);
+  return EvpPkeyHandle(out);
+}
+#endif
+
+}  // namespace
+
 PublicKey PrivateKey::public_key() const {
-  // Round-trip through SPKI so the PublicKey never holds private material.
+  // A separate key with only the public half, so the PublicKey never holds
+  // private material.
+#if !defined(CERTPLANE_BORINGSSL)
+  if (EvpPkeyHandle copy = CopyPublicHalf(pkey_.get()); copy != nullptr) {
+    return PublicKey::Adopt(std::move(copy));
+  }
+  internal::ClearSslErrors();
+#endif
   std::string der = SpkiDer(pkey_.get());
   const auto* p = reinterpret_cast<const uint8_t*>(der.data());
   return PublicKey::Adopt(

@@ -44,6 +44,11 @@ struct KeyInfo {
   bool explicit_curve_parameters = false;  // EC key with explicit params.
 };
 
+// The PEM ("PUBLIC KEY") of a DER SubjectPublicKeyInfo, re-encoded without
+// decoding the key: for keys already validated when they were stored. The
+// DER must be one strict SubjectPublicKeyInfo (INVALID_ARGUMENT otherwise).
+absl::StatusOr<std::string> SpkiDerToPem(absl::string_view der);
+
 class PublicKey {
  public:
   // SubjectPublicKeyInfo, DER or PEM ("PUBLIC KEY").

@@ -266,6 +266,59 @@ TEST_CASE("RoundTripsEveryKeyTypeThroughPkcs8DerAndPem", "[key]") {
   }
 }
 
+TEST_CASE("SubjectPublicKeyInfoMatchesTheOpensslCli", "[key]") {
+  for (KeyType type : {KeyType::kRsa2048, KeyType::kEcdsaP256,
+                       KeyType::kEcdsaP384, KeyType::kEd25519}) {
+    INFO(KeyTypeName(type));
+    const PrivateKey& key = CachedKey(type);
+    std::string pem =
+        RunOpenssl("pkey -pubout", ValueOrDie(key.ToPkcs8Pem()).view());
+    CHECK(key.public_key().ToDer() == PemBody(pem));
+    CHECK(ValueOrDie(PublicKey::FromPem(pem)).ToDer() == PemBody(pem));
+  }
+  // P-521 too, which no KeyType names.
+  PrivateKey p521 = ValueOrDie(PrivateKey::FromPem(RunOpenssl(
+      "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-521", "")));
+  std::string pem =
+      RunOpenssl("pkey -pubout", ValueOrDie(p521.ToPkcs8Pem()).view());
+  CHECK(p521.public_key().ToDer() == PemBody(pem));
+}
+
+TEST_CASE("SpkiDerToPemMatchesToPemWithoutDecoding", "[key]") {
+  for (KeyType type : kTestedTypes) {
+    INFO(KeyTypeName(type));
+    PublicKey pub = CachedKey(type).public_key();
+    CHECK(ValueOrDie(SpkiDerToPem(pub.ToDer())) == pub.ToPem());
+  }
+  const std::string der = CachedKey(KeyType::kEcdsaP256).public_key().ToDer();
+  CHECK_THAT(SpkiDerToPem(""), StatusIs(absl::StatusCode::kInvalidArgument));
+  CHECK_THAT(SpkiDerToPem(der + "x"),
+             StatusIs(absl::StatusCode::kInvalidArgument));
+  CHECK_THAT(SpkiDerToPem(der.substr(0, der.size() - 1)),
+             StatusIs(absl::StatusCode::kInvalidArgument));
+  CHECK_THAT(SpkiDerToPem("garbage"),
+             StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_CASE("PublicKeyOfAPrivateKeyHoldsNoPrivateHalf", "[key]") {
+  for (KeyType type : kTestedTypes) {
+    INFO(KeyTypeName(type));
+    const PrivateKey& key = CachedKey(type);
+    PublicKey pub = key.public_key();
+    REQUIRE(pub.native() != nullptr);
+    CHECK(pub.native() != key.native());
+    CHECK(pub == key.public_key());
+    CHECK(pub.info().bits == key.info().bits);
+    // No private encoding of it exists: the private half was never copied.
+    uint8_t* der = nullptr;
+    CHECK(i2d_PrivateKey(pub.native(), &der) <= 0);
+    OPENSSL_free(der);
+    // What it signs for verifies.
+    std::string signature = ValueOrDie(key.Sign("public half", "sha256"));
+    CHECK(VerifySignature(pub, "public half", signature, "sha256").ok());
+  }
+}
+
 TEST_CASE("RoundTripsEveryKeyTypeThroughEncryptedPkcs8", "[key]") {
   for (KeyType type : kTestedTypes) {
     INFO(KeyTypeName(type));
@@ -973,6 +1026,7 @@ TEST_CASE("CompressedPointKeyEqualsItsUncompressedForm", "[key]") {
                  ValueOrDie(key.ToTraditionalPem()).view());
   PublicKey parsed = ValueOrDie(PublicKey::FromPem(compressed));
   REQUIRE(PemBody(compressed) != key.public_key().ToDer());
+  CHECK(parsed.ToDer() == PemBody(compressed));  // Kept as it came.
   CHECK(parsed == key.public_key());
   CHECK_FALSE(parsed == CachedKey(KeyType::kEcdsaP384).public_key());
 }

@@ -387,13 +387,6 @@ std::string Sha1Hex(absl::string_view data) {
       absl::string_view(reinterpret_cast<char*>(digest), sizeof(digest)));
 }
 
-std::string Sha256Hex(absl::string_view data) {
-  uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(data.data()), data.size(), digest);
-  return HexEncode(
-      absl::string_view(reinterpret_cast<char*>(digest), sizeof(digest)));
-}
-
 // Escapes an attribute value as RFC 4514 asks.
 std::string EscapeValue(absl::string_view value) {
   std::string out;

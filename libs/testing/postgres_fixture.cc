@@ -30,6 +30,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -251,12 +252,36 @@ absl::StatusOr<Cluster*> StartCluster() {
         "initdb ", DescribeExit(wstatus), "; log ", log, ":\n", ReadTail(log)));
   }
 
-  absl::StatusOr<pid_t> postmaster = Spawn(
-      {*bindir + "/postgres", "-D", data, "-k", tmpl, "-p",
-       std::to_string(kPort), "-c", "listen_addresses=", "-c", "fsync=off",
-       "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c",
-       "max_connections=200", "-c", "unix_socket_permissions=0777"},
-      log, run_as, tmpl);
+  std::vector<std::string> argv = {*bindir + "/postgres",
+                                   "-D",
+                                   data,
+                                   "-k",
+                                   tmpl,
+                                   "-p",
+                                   std::to_string(kPort),
+                                   "-c",
+                                   "listen_addresses=",
+                                   "-c",
+                                   "fsync=off",
+                                   "-c",
+                                   "synchronous_commit=off",
+                                   "-c",
+                                   "full_page_writes=off",
+                                   "-c",
+                                   "max_connections=200",
+                                   "-c",
+                                   "unix_socket_permissions=0777"};
+  // More settings for benchmarks that look inside the server, such as
+  // "shared_preload_libraries=pg_stat_statements".
+  if (const char* extra = std::getenv("CERTPLANE_PG_EXTRA_SETTINGS");
+      extra != nullptr) {
+    for (absl::string_view setting :
+         absl::StrSplit(extra, ' ', absl::SkipEmpty())) {
+      argv.push_back("-c");
+      argv.push_back(std::string(setting));
+    }
+  }
+  absl::StatusOr<pid_t> postmaster = Spawn(argv, log, run_as, tmpl);
   if (!postmaster.ok()) return postmaster.status();
   g_cluster->postmaster = *postmaster;
 

@@ -15,7 +15,9 @@
 // the reason (with the server's log) and SharedPostgres() fails the test.
 //
 // Binaries are found in $CERTPLANE_PG_BINDIR, else the newest
-// /usr/lib/postgresql/<version>/bin holding initdb.
+// /usr/lib/postgresql/<version>/bin holding initdb. Settings in
+// $CERTPLANE_PG_EXTRA_SETTINGS (space-separated name=value) are added to
+// the server's command line.
 //
 // Thread-safe: all functions may be called from any thread.
 #ifndef CERTPLANE_LIBS_TESTING_POSTGRES_FIXTURE_H_

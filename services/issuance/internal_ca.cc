@@ -245,10 +245,8 @@ absl::StatusOr<std::optional<IssuedCertificate>> InternalCa::Submit(
   CERTPLANE_ASSIGN_OR_RETURN(
       crypto::Certificate leaf,
       crypto::IssueCertificate(request, profile, &intermediate_, signer));
-  IssuedCertificate issued;
-  issued.der = leaf.der();
-  issued.chain_der = {intermediate_.der(), root_.der()};
-  return issued;
+  return IssuedCertificate{.leaf = std::move(leaf),
+                           .chain = {intermediate_, root_}};
 }
 
 bool InternalCa::Issued(absl::string_view certificate_der) const {

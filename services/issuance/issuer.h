@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "certplane/issuance/v1/issuance.pb.h"
+#include "libs/crypto/certificate.h"
 
 namespace certplane::issuance {
 
@@ -37,9 +38,9 @@ struct CaSubmission {
 };
 
 struct IssuedCertificate {
-  std::string der;  // The leaf.
-  // The CA certificates from the issuing one up to the root (DER).
-  std::vector<std::string> chain_der;
+  crypto::Certificate leaf;
+  // The CA certificates from the issuing one up to the root.
+  std::vector<crypto::Certificate> chain;
 };
 
 struct CrlSnapshot {

@@ -248,16 +248,11 @@ absl::StatusOr<OrderWorkflow::Step> OrderWorkflow::SubmitStep(
                                "returns");
     return step;
   }
-  CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate leaf,
-                             crypto::Certificate::FromDer(issued->der));
+  const crypto::Certificate& leaf = issued->leaf;
   std::string chain;
-  for (const std::string& der : issued->chain_der) {
-    CERTPLANE_ASSIGN_OR_RETURN(crypto::Certificate ca,
-                               crypto::Certificate::FromDer(der));
-    chain += ca.ToPem();
-  }
+  for (const crypto::Certificate& ca : issued->chain) chain += ca.ToPem();
   step.to_state = kSubmitted;
-  step.update.certificate_der = issued->der;
+  step.update.certificate_der = leaf.der();
   step.update.chain_pem = std::move(chain);
   step.update.serial_hex = leaf.info().serial_hex;
   step.update.not_after_us = absl::ToUnixMicros(leaf.info().not_after);
@@ -269,9 +264,8 @@ absl::StatusOr<OrderWorkflow::Step> OrderWorkflow::SubmitStep(
 absl::StatusOr<OrderWorkflow::Step> OrderWorkflow::StoreStep(
     const OrderRecord& order) {
   CERTPLANE_ASSIGN_OR_RETURN(v1::CreateOrderRequest spec, ParseSpec(order));
-  CERTPLANE_ASSIGN_OR_RETURN(
-      crypto::Certificate leaf,
-      crypto::Certificate::FromDer(order.certificate_der));
+  // Parsed and checked when it was signed or uploaded; stored since.
+  const std::string& leaf_der = order.certificate_der;
   std::string certificate_id = order.certificate_id;
   if (certificate_id.empty()) {
     inventory_v1::CreateCertificateRequest create;
@@ -295,12 +289,12 @@ absl::StatusOr<OrderWorkflow::Step> OrderWorkflow::StoreStep(
   }
   inventory_v1::AddCertificateVersionRequest add;
   add.set_parent(absl::StrCat("certificates/", certificate_id));
-  add.set_certificate(leaf.ToPem() + order.chain_pem);
+  add.set_certificate(crypto::CertificateDerToPem(leaf_der) + order.chain_pem);
   add.set_key_name(order.key_name);
   add.set_origin(absl::StrCat("issuance:orders/", order.order_id));
   CERTPLANE_ASSIGN_OR_RETURN(
       inventory_v1::CertificateVersion version,
-      peers_.AddCertificateVersion(add, leaf.info().sha256_fingerprint_hex));
+      peers_.AddCertificateVersion(add, crypto::Sha256Hex(leaf_der)));
   Step step{.to_state = kIssued, .update = {}, .reason = ""};
   step.update.certificate_id = certificate_id;
   step.update.certificate_version = version.name();

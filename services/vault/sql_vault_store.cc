@@ -328,6 +328,19 @@ absl::Status CountEncryption(soci::session& sql, int version) {
   return absl::OkStatus();
 }
 
+// FAILED_PRECONDITION when KEK `version` was never recorded.
+absl::Status CheckKekVersionKnown(soci::session& sql, int version) {
+  long long known = 0;
+  long long v = version;
+  sql << "SELECT COUNT(*) FROM kek_versions WHERE version = :v",
+      soci::into(known), soci::use(v);
+  if (known == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("KEK version ", version, " is not recorded in the vault"));
+  }
+  return absl::OkStatus();
+}
+
 // The state of a key, or nullopt when there is no such row.
 std::optional<std::string> KeyStateOf(soci::session& sql,
                                       const std::string& key_id,
@@ -371,7 +384,10 @@ class SqlVaultStore final : public VaultStore {
                            "\" was already used to create key ", other));
         }
       }
-      if (absl::Status s = CountEncryption(sql, record.kek_version); !s.ok()) {
+      // Checked first for the clear error; counted last (below), since the
+      // count's row is shared by every insert and stays locked to COMMIT.
+      if (absl::Status s = CheckKekVersionKnown(sql, record.kek_version);
+          !s.ok()) {
         return s;
       }
       db::SqlParams p;
@@ -407,7 +423,7 @@ class SqlVaultStore final : public VaultStore {
             soci::use(record.key_id), soci::use(name), soci::use(value);
       }
       InsertAudit(sql, audit);
-      return absl::OkStatus();
+      return CountEncryption(sql, record.kek_version);
     });
   }
 
@@ -620,32 +636,37 @@ class SqlVaultStore final : public VaultStore {
     });
   }
 
-  absl::StatusOr<std::vector<KekVersionRecord>> KekVersions() override {
+  using VaultStore::KekVersions;
+  absl::StatusOr<std::vector<KekVersionRecord>> KekVersions(
+      KekCounts counts) override {
+    const std::string key_count =
+        counts == KekCounts::kWithKeyCounts
+            ? "(SELECT COUNT(*) FROM keys k WHERE k.kek_version = v.version "
+              "AND k.state = 'active')"
+            : "0";
     std::vector<KekVersionRecord> out;
-    absl::Status s =
-        db_.Transact(
-            [&](soci::session& sql) -> absl::Status {
-              out.clear();
-              int version = 0;
-              long long create_us = 0, count = 0, wrapped = 0;
-              soci::statement st =
-                  (sql.prepare
-                       << "SELECT v.version, v.create_time_us, "
-                          "v.encryption_count, (SELECT COUNT(*) FROM keys k "
-                          "WHERE k.kek_version = v.version AND k.state = "
-                          "'active') FROM kek_versions v ORDER BY v.version",
-                   soci::into(version), soci::into(create_us),
-                   soci::into(count), soci::into(wrapped));
-              st.execute(false);
-              while (st.fetch()) {
-                out.push_back({.version = version,
-                               .create_time = absl::FromUnixMicros(create_us),
-                               .encryption_count = count,
-                               .wrapped_key_count = wrapped});
-              }
-              return absl::OkStatus();
-            },
-            db::TxMode::kReadOnly);
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          out.clear();
+          int version = 0;
+          long long create_us = 0, count = 0, wrapped = 0;
+          soci::statement st =
+              (sql.prepare << "SELECT v.version, v.create_time_us, "
+                              "v.encryption_count, "
+                           << key_count
+                           << " FROM kek_versions v ORDER BY v.version",
+               soci::into(version), soci::into(create_us), soci::into(count),
+               soci::into(wrapped));
+          st.execute(false);
+          while (st.fetch()) {
+            out.push_back({.version = version,
+                           .create_time = absl::FromUnixMicros(create_us),
+                           .encryption_count = count,
+                           .wrapped_key_count = wrapped});
+          }
+          return absl::OkStatus();
+        },
+        db::TxMode::kReadOnly);
     if (!s.ok()) return s;
     return out;
   }

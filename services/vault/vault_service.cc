@@ -220,13 +220,14 @@ absl::StatusOr<v1::Key> KeyToProto(const KeyRecord& record) {
       crypto_proto::KeyAlgorithmNameToProto(record.algorithm));
   key.mutable_info()->set_bits(record.bits);
   key.mutable_info()->set_curve(record.curve);
-  absl::StatusOr<crypto::PublicKey> public_key =
-      crypto::PublicKey::FromDer(record.public_key_der);
-  if (!public_key.ok()) {
+  // Checked when the key was stored; re-encoded here, not decoded again.
+  absl::StatusOr<std::string> public_key_pem =
+      crypto::SpkiDerToPem(record.public_key_der);
+  if (!public_key_pem.ok()) {
     return absl::DataLossError(absl::StrCat(
         "key ", record.key_id, ": stored public key is not a valid key"));
   }
-  key.set_public_key_pem(public_key->ToPem());
+  key.set_public_key_pem(*std::move(public_key_pem));
   key.set_spki_sha256(record.spki_sha256);
   key.set_state(record.state == KeyState::kActive ? v1::ACTIVE : v1::DESTROYED);
   key.set_origin(record.origin);
@@ -392,7 +393,18 @@ VaultService::VaultService(VaultStore& store, KekSource& kek,
       clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),
       options_(std::move(options)),
       envelope_(kek),
+      opened_keys_(options_.opened_keys),
       metrics_(options_.metrics_registry) {}
+
+absl::StatusOr<std::shared_ptr<const crypto::PrivateKey>> VaultService::OpenKey(
+    const KeyRecord& record) {
+  const absl::Time now = absl::Now();  // Idle time is real time.
+  if (auto cached = opened_keys_.Find(record, now)) return cached;
+  CERTPLANE_ASSIGN_OR_RETURN(crypto::PrivateKey key, envelope_.Open(record));
+  auto opened = std::make_shared<const crypto::PrivateKey>(std::move(key));
+  opened_keys_.Put(record, opened, now);
+  return opened;
+}
 
 VaultService::~VaultService() { Stop(); }
 
@@ -463,8 +475,9 @@ absl::StatusOr<int> VaultService::CurrentKekVersion() const {
 
 absl::Status VaultService::EnsureEncryptionBudget() {
   CERTPLANE_ASSIGN_OR_RETURN(int current, CurrentKekVersion());
-  CERTPLANE_ASSIGN_OR_RETURN(std::vector<KekVersionRecord> stored,
-                             store_.KekVersions());
+  CERTPLANE_ASSIGN_OR_RETURN(
+      std::vector<KekVersionRecord> stored,
+      store_.KekVersions(VaultStore::KekCounts::kEncryptionsOnly));
   auto it = std::find_if(
       stored.begin(), stored.end(),
       [&](const KekVersionRecord& r) { return r.version == current; });
@@ -515,6 +528,7 @@ absl::StatusOr<int> VaultService::RotateLocked(absl::string_view identity,
                   absl::StrCat("created KEK version ", version, " of ",
                                kek_.Describe(), "; rewrapping data keys"),
                   std::string(request_id)}));
+  opened_keys_.Clear();
   log::Info("vault: KEK rotated",
             {{"kek_version", version}, {"source", kek_.Describe()}});
   RequestRewrap();
@@ -812,11 +826,19 @@ grpc::Status VaultService::GenerateKey(grpc::ServerContext* context,
             KeyRecord record,
             SealNewKey(key, request->owner(), request->labels(), "generated",
                        request->request_id()));
+        const std::string sealed_id = record.key_id;
         CERTPLANE_ASSIGN_OR_RETURN(
             record, InsertOrFindIdempotent(
                         call, std::move(record),
                         absl::StrCat("generated ", crypto::KeyTypeName(type),
                                      " for owner ", request->owner())));
+        if (record.key_id == sealed_id) {
+          // Its CSR usually follows at once.
+          opened_keys_.Put(
+              record,
+              std::make_shared<const crypto::PrivateKey>(std::move(key)),
+              absl::Now());
+        }
         CERTPLANE_ASSIGN_OR_RETURN(*response, KeyToProto(record));
         return absl::OkStatus();
       });
@@ -983,6 +1005,7 @@ grpc::Status VaultService::DeleteKey(grpc::ServerContext* context,
                       Audit(call, "OK",
                             "crypto-shredded: sealed key and wrapped data key "
                             "destroyed")));
+                  opened_keys_.Forget(call.key_id);
                   record.state = KeyState::kDestroyed;
                   record.destroy_time = now;
                   record.sealed_key.clear();
@@ -1003,10 +1026,10 @@ grpc::Status VaultService::CreateCsr(grpc::ServerContext* context,
                                    CsrOptionsFromProto(*request));
         CERTPLANE_ASSIGN_OR_RETURN(KeyRecord record,
                                    LoadActiveKey(call, request->name()));
-        CERTPLANE_ASSIGN_OR_RETURN(crypto::PrivateKey key,
-                                   envelope_.Open(record));
+        CERTPLANE_ASSIGN_OR_RETURN(
+            std::shared_ptr<const crypto::PrivateKey> key, OpenKey(record));
         CERTPLANE_ASSIGN_OR_RETURN(crypto::CertificateRequest csr,
-                                   crypto::CreateCsr(key, options));
+                                   crypto::CreateCsr(*key, options));
         CERTPLANE_RETURN_IF_ERROR(store_.AppendAudit(Audit(
             call, "OK",
             absl::StrCat("CSR for subject ", Quote(csr.subject().ToString()),
@@ -1049,13 +1072,13 @@ grpc::Status VaultService::Sign(grpc::ServerContext* context,
                              " bytes; a ", digest, " digest has ", expected));
           }
         }
-        CERTPLANE_ASSIGN_OR_RETURN(crypto::PrivateKey key,
-                                   envelope_.Open(record));
+        CERTPLANE_ASSIGN_OR_RETURN(
+            std::shared_ptr<const crypto::PrivateKey> key, OpenKey(record));
         std::string signature;
         std::string what;
         if (request->input_case() == v1::SignRequest::kDigestValue) {
           absl::StatusOr<std::string> signed_digest =
-              key.SignDigest(request->digest_value(), digest);
+              key->SignDigest(request->digest_value(), digest);
           if (!signed_digest.ok()) {
             if (signed_digest.status().code() !=
                 absl::StatusCode::kInvalidArgument) {
@@ -1068,7 +1091,7 @@ grpc::Status VaultService::Sign(grpc::ServerContext* context,
           what = absl::StrCat("a precomputed ", digest, " digest");
         } else {
           CERTPLANE_ASSIGN_OR_RETURN(signature,
-                                     key.Sign(request->data(), digest));
+                                     key->Sign(request->data(), digest));
           what = absl::StrCat(request->data().size(), " bytes");
         }
         std::string algorithm = SignatureAlgorithm(record.algorithm, digest);

@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -46,6 +47,7 @@
 #include "services/vault/envelope.h"
 #include "services/vault/kek_source.h"
 #include "services/vault/metrics.h"
+#include "services/vault/opened_key_cache.h"
 #include "services/vault/policy.h"
 #include "services/vault/vault_store.h"
 
@@ -70,6 +72,8 @@ struct VaultServiceOptions {
   absl::Duration rewrap_retry_backoff = absl::Seconds(2);
   // Where metrics go (not owned); null: none.
   prometheus::Registry* metrics_registry = nullptr;
+  // Recently opened keys kept for reuse (see opened_key_cache.h).
+  OpenedKeyCache::Options opened_keys;
 };
 
 // The associated data of EXPORT_WRAPPED_TO_RECIPIENT messages
@@ -167,6 +171,9 @@ class VaultService final : public v1::VaultService::Service {
   // Makes sure the current KEK version is recorded and below the
   // encryption limit, rotating automatically where the source can.
   absl::Status EnsureEncryptionBudget();
+  // The private key of an active `record`, from opened_keys_ or unsealed.
+  absl::StatusOr<std::shared_ptr<const crypto::PrivateKey>> OpenKey(
+      const KeyRecord& record);
   absl::StatusOr<int> CurrentKekVersion() const;
   absl::StatusOr<int> RotateLocked(absl::string_view identity,
                                    absl::string_view request_id)
@@ -185,6 +192,7 @@ class VaultService final : public v1::VaultService::Service {
   Clock clock_;
   VaultServiceOptions options_;
   Envelope envelope_;
+  OpenedKeyCache opened_keys_;
   VaultMetrics metrics_;
 
   // Held exclusively while the KEK version changes, shared while a key is

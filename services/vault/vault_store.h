@@ -132,8 +132,15 @@ class VaultStore {
   // Records a KEK version (idempotent) with its audit record.
   virtual absl::Status AddKekVersion(int version, absl::Time when,
                                      const AuditRecord& audit) = 0;
-  // Known versions ascending, with counts.
-  virtual absl::StatusOr<std::vector<KekVersionRecord>> KekVersions() = 0;
+  // Known versions ascending, with counts. kEncryptionsOnly leaves
+  // wrapped_key_count at 0 and skips counting the keys (a scan of them), for
+  // the check made before every new key.
+  enum class KekCounts { kWithKeyCounts, kEncryptionsOnly };
+  virtual absl::StatusOr<std::vector<KekVersionRecord>> KekVersions(
+      KekCounts counts) = 0;
+  absl::StatusOr<std::vector<KekVersionRecord>> KekVersions() {
+    return KekVersions(KekCounts::kWithKeyCounts);
+  }
 
   // Appends an audit record on its own (for reads and for refused calls).
   virtual absl::Status AppendAudit(const AuditRecord& audit) = 0;

@@ -174,6 +174,22 @@ absl::Status CheckPbes2(absl::string_view params, absl::string_view what) {
 
 }  // namespace
 
+void AppendDerTlv(std::string* out, uint8_t tag, absl::string_view contents) {
+  out->push_back(static_cast<char>(tag));
+  if (contents.size() < 0x80) {
+    out->push_back(static_cast<char>(contents.size()));
+  } else {
+    char bytes[sizeof(size_t)];
+    int count = 0;
+    for (size_t rest = contents.size(); rest != 0; rest >>= 8) {
+      bytes[count++] = static_cast<char>(rest & 0xff);
+    }
+    out->push_back(static_cast<char>(0x80 | count));
+    while (count > 0) out->push_back(bytes[--count]);
+  }
+  out->append(contents.data(), contents.size());
+}
+
 bool ReadTlv(absl::string_view* in, Tlv* out) {
   if (in->size() < 2) return false;
   const auto* p = reinterpret_cast<const uint8_t*>(in->data());

@@ -34,6 +34,9 @@ struct Tlv {
   absl::string_view contents;
 };
 
+// Appends the DER element tag || length || `contents` to `*out`.
+void AppendDerTlv(std::string* out, uint8_t tag, absl::string_view contents);
+
 // Reads one strict DER element from the front of `*in` and advances past it.
 // False (and `*in` unchanged) if the element is not strict DER.
 bool ReadTlv(absl::string_view* in, Tlv* out);

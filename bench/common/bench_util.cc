@@ -1,0 +1,123 @@
+#include "bench/common/bench_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/support/status.h"
+
+namespace certplane::bench {
+namespace {
+
+std::string& Program() {
+  static std::string* name = new std::string("bench");
+  return *name;
+}
+
+}  // namespace
+
+void SetProgram(absl::string_view name) { Program() = std::string(name); }
+
+void Die(absl::string_view what, const absl::Status& status) {
+  std::fprintf(stderr, "%s: %s: %s\n", Program().c_str(),
+               std::string(what).c_str(), status.ToString().c_str());
+  std::exit(1);
+}
+
+void CheckOk(absl::string_view what, const absl::Status& status) {
+  if (!status.ok()) Die(what, status);
+}
+
+void CheckOk(absl::string_view what, const grpc::Status& status) {
+  if (!status.ok()) {
+    Die(what, absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                           status.error_message()));
+  }
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) Die("socket", absl::InternalError("cannot open a socket"));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Die("bind", absl::InternalError("cannot bind a loopback port"));
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t index = static_cast<size_t>(p * (values.size() - 1) + 0.5);
+  return values[std::min(index, values.size() - 1)];
+}
+
+long ProcStatusKb(pid_t pid, absl::string_view field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, absl::StrCat(field, ":"))) {
+      long kb = 0;
+      std::vector<std::string> parts =
+          absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kb)) return kb;
+    }
+  }
+  return -1;
+}
+
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // The name (field 2) is in parentheses and may hold spaces; utime and
+  // stime are fields 14 and 15, the 12th and 13th after it.
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::vector<std::string> fields =
+      absl::StrSplit(stat.substr(close + 1), ' ', absl::SkipEmpty());
+  long utime = 0;
+  long stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return -1;
+  }
+  return static_cast<double>(utime + stime) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double CpuSecondsOfProcessesNamed(absl::string_view comm) {
+  double total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::ifstream in(entry.path() / "comm");
+    std::string name;
+    if (!std::getline(in, name) || name != comm) continue;
+    if (double seconds = ProcessCpuSeconds(pid); seconds > 0) total += seconds;
+  }
+  return total;
+}
+
+}  // namespace certplane::bench
