@@ -29,6 +29,10 @@ struct ServerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
+  // Whether clients must present a certificate. The gateway's front sets
+  // false: people come with tokens over TLS, services with certificates
+  // (which are still verified against tls_client_ca_file when presented).
+  bool require_client_certificate = true;
 
   // On Shutdown(), in-flight RPCs get this long to finish before they are
   // cancelled.

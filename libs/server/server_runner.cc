@@ -1,6 +1,7 @@
 #include "libs/server/server_runner.h"
 
 #include <fcntl.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,6 +41,7 @@ struct ServerRunner::State {
   std::shared_ptr<prometheus::Registry> registry =
       std::make_shared<prometheus::Registry>();
   std::vector<std::pair<grpc::Service*, std::string>> services;
+  grpc::CallbackGenericService* generic_service = nullptr;
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       extra_interceptors;
@@ -80,6 +82,16 @@ absl::Status ServerRunner::AddService(grpc::Service* service,
                      "<Service>::service_full_name()"));
   }
   state_->services.emplace_back(service, std::string(full_name));
+  return absl::OkStatus();
+}
+
+absl::Status ServerRunner::SetGenericService(
+    grpc::CallbackGenericService* service) {
+  if (state_->started || state_->generic_service != nullptr) {
+    return absl::FailedPreconditionError(
+        "a generic service can be set once, before ServerRunner::Start()");
+  }
+  state_->generic_service = service;
   return absl::OkStatus();
 }
 
@@ -124,7 +136,9 @@ absl::Status ServerRunner::Start() {
         options.tls_client_ca_file, "--tls_client_ca_file");
     if (!ca.ok()) return ca.status();
     grpc::SslServerCredentialsOptions ssl(
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+        options.require_client_certificate
+            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
     ssl.pem_root_certs = *std::move(ca);
     ssl.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
     credentials = grpc::SslServerCredentials(ssl);
@@ -140,6 +154,9 @@ absl::Status ServerRunner::Start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen_address, credentials, &s.port);
   for (auto& [service, name] : s.services) builder.RegisterService(service);
+  if (s.generic_service != nullptr) {
+    builder.RegisterCallbackGenericService(s.generic_service);
+  }
 
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>

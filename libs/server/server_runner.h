@@ -39,6 +39,7 @@
 #include "libs/server/server_options.h"
 
 namespace grpc {
+class CallbackGenericService;
 class Server;
 class Service;
 namespace experimental {
@@ -65,6 +66,10 @@ class ServerRunner {
   // what health checks ask for. INVALID_ARGUMENT when the name is not a
   // service in the linked protos; FAILED_PRECONDITION after Start().
   absl::Status AddService(grpc::Service* service, absl::string_view full_name);
+
+  // Serves every method no added service has (the gateway's proxy). At most
+  // one; not owned. FAILED_PRECONDITION after Start() or when one is set.
+  absl::Status SetGenericService(grpc::CallbackGenericService* service);
 
   // Extra interceptors (authentication, ...), run after the runtime's own.
   void AddInterceptorFactory(

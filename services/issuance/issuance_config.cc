@@ -136,7 +136,7 @@ ServiceRoles(const v1::IssuanceConfig& config) {
       return absl::InvalidArgumentError(
           absl::StrCat("role_grants[", i, "].identity: required"));
     }
-    absl::StatusOr<std::vector<RoleGrant>> roles = ParseRoles(grant.roles());
+    absl::StatusOr<std::vector<RoleGrant>> roles = server::ParseRoles(grant.roles());
     if (!roles.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "role_grants[", i, "].roles: ", roles.status().message()));

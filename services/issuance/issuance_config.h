@@ -18,13 +18,18 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "certplane/issuance/v1/issuance.pb.h"
-#include "services/issuance/caller.h"
+#include "libs/server/caller.h"
 #include "services/issuance/internal_ca.h"
 #include "services/issuance/issuance_store.h"
 #include "services/issuance/order_workflow.h"
 #include "services/issuance/peers.h"
 
 namespace certplane::issuance {
+
+using server::Caller;
+using server::CallerOptions;
+using server::RoleGrant;
+
 
 absl::Status ValidateConfig(const v1::IssuanceConfig& config);
 

@@ -211,7 +211,7 @@ grpc::Status IssuanceService::CreateOrder(grpc::ServerContext* context,
                                           v1::Order* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_ASSIGN_OR_RETURN(Caller caller,
-                               IdentifyCaller(*context, options_.caller));
+                               server::IdentifyCaller(*context, options_.caller));
     const absl::Time now = clock_();
     CERTPLANE_ASSIGN_OR_RETURN(
         PlannedOrder plan,
@@ -270,7 +270,7 @@ grpc::Status IssuanceService::GetOrder(grpc::ServerContext* context,
                                        v1::Order* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_RETURN_IF_ERROR(
-        IdentifyCaller(*context, options_.caller).status());
+        server::IdentifyCaller(*context, options_.caller).status());
     CERTPLANE_ASSIGN_OR_RETURN(OrderRecord order, LoadOrder(request->name()));
     CERTPLANE_ASSIGN_OR_RETURN(*response, OrderToProto(order));
     return absl::OkStatus();
@@ -282,7 +282,7 @@ grpc::Status IssuanceService::ListOrders(grpc::ServerContext* context,
                                          v1::ListOrdersResponse* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_RETURN_IF_ERROR(
-        IdentifyCaller(*context, options_.caller).status());
+        server::IdentifyCaller(*context, options_.caller).status());
     OrderQuery query;
     CERTPLANE_ASSIGN_OR_RETURN(query.page_size, PageSize(request->page_size()));
     query.page_token = request->page_token();
@@ -303,7 +303,7 @@ grpc::Status IssuanceService::ApproveOrder(
     v1::Order* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_ASSIGN_OR_RETURN(Caller caller,
-                               IdentifyCaller(*context, options_.caller));
+                               server::IdentifyCaller(*context, options_.caller));
     CERTPLANE_RETURN_IF_ERROR(CheckComment(request->comment(), false));
     CERTPLANE_ASSIGN_OR_RETURN(OrderRecord order, LoadOrder(request->name()));
     CERTPLANE_RETURN_IF_ERROR(CheckApprover(caller.identity, order.requester,
@@ -327,7 +327,7 @@ grpc::Status IssuanceService::RejectOrder(grpc::ServerContext* context,
                                           v1::Order* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_ASSIGN_OR_RETURN(Caller caller,
-                               IdentifyCaller(*context, options_.caller));
+                               server::IdentifyCaller(*context, options_.caller));
     CERTPLANE_RETURN_IF_ERROR(CheckComment(request->comment(), true));
     CERTPLANE_ASSIGN_OR_RETURN(OrderRecord order, LoadOrder(request->name()));
     CERTPLANE_RETURN_IF_ERROR(CheckApprover(caller.identity, order.requester,
@@ -355,7 +355,7 @@ grpc::Status IssuanceService::CancelOrder(grpc::ServerContext* context,
                                           v1::Order* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_ASSIGN_OR_RETURN(Caller caller,
-                               IdentifyCaller(*context, options_.caller));
+                               server::IdentifyCaller(*context, options_.caller));
     CERTPLANE_RETURN_IF_ERROR(CheckComment(request->comment(), false));
     CERTPLANE_ASSIGN_OR_RETURN(OrderRecord order, LoadOrder(request->name()));
     if (caller.identity != order.requester &&
@@ -390,7 +390,7 @@ grpc::Status IssuanceService::GetOrderCsr(grpc::ServerContext* context,
                                           v1::OrderCsr* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_RETURN_IF_ERROR(
-        IdentifyCaller(*context, options_.caller).status());
+        server::IdentifyCaller(*context, options_.caller).status());
     CERTPLANE_ASSIGN_OR_RETURN(OrderRecord order, LoadOrder(request->name()));
     if (order.csr_pem.empty()) {
       return absl::FailedPreconditionError(
@@ -528,7 +528,7 @@ grpc::Status IssuanceService::UploadCertificate(
     v1::Order* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_ASSIGN_OR_RETURN(Caller caller,
-                               IdentifyCaller(*context, options_.caller));
+                               server::IdentifyCaller(*context, options_.caller));
     CERTPLANE_ASSIGN_OR_RETURN(*response, Upload(caller, *request));
     return absl::OkStatus();
   });
@@ -539,7 +539,7 @@ grpc::Status IssuanceService::RenewCertificate(
     v1::Order* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_ASSIGN_OR_RETURN(Caller caller,
-                               IdentifyCaller(*context, options_.caller));
+                               server::IdentifyCaller(*context, options_.caller));
     absl::string_view id = request->certificate();
     if (!absl::ConsumePrefix(&id, "certificates/") || id.empty() ||
         absl::StrContains(id, '/')) {
@@ -582,7 +582,7 @@ grpc::Status IssuanceService::RevokeCertificate(
     v1::Revocation* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_ASSIGN_OR_RETURN(Caller caller,
-                               IdentifyCaller(*context, options_.caller));
+                               server::IdentifyCaller(*context, options_.caller));
     const std::string& name = request->certificate_version();
     std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
     int64_t number = 0;
@@ -672,7 +672,7 @@ grpc::Status IssuanceService::ListIssuers(grpc::ServerContext* context,
                                           v1::ListIssuersResponse* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_RETURN_IF_ERROR(
-        IdentifyCaller(*context, options_.caller).status());
+        server::IdentifyCaller(*context, options_.caller).status());
     for (const auto& [id, issuer] : issuers_) {
       CERTPLANE_ASSIGN_OR_RETURN(*response->add_issuers(), DescribeIssuer(id));
     }
@@ -685,7 +685,7 @@ grpc::Status IssuanceService::GetIssuer(grpc::ServerContext* context,
                                         v1::Issuer* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_RETURN_IF_ERROR(
-        IdentifyCaller(*context, options_.caller).status());
+        server::IdentifyCaller(*context, options_.caller).status());
     CERTPLANE_ASSIGN_OR_RETURN(std::string id,
                                ParseIssuerName("name", request->name()));
     CERTPLANE_ASSIGN_OR_RETURN(*response, DescribeIssuer(id));
@@ -698,7 +698,7 @@ grpc::Status IssuanceService::GetCrl(grpc::ServerContext* context,
                                      v1::Crl* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_RETURN_IF_ERROR(
-        IdentifyCaller(*context, options_.caller).status());
+        server::IdentifyCaller(*context, options_.caller).status());
     CERTPLANE_ASSIGN_OR_RETURN(std::string id,
                                ParseIssuerName("issuer", request->issuer()));
     auto it = issuers_.find(id);
@@ -722,7 +722,7 @@ grpc::Status IssuanceService::ListRenewals(
     v1::ListRenewalsResponse* response) {
   return Handle([&]() -> absl::Status {
     CERTPLANE_RETURN_IF_ERROR(
-        IdentifyCaller(*context, options_.caller).status());
+        server::IdentifyCaller(*context, options_.caller).status());
     CERTPLANE_ASSIGN_OR_RETURN(int page_size, PageSize(request->page_size()));
     CERTPLANE_ASSIGN_OR_RETURN(
         RenewalPage page,

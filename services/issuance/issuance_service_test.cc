@@ -273,8 +273,8 @@ class Platform {
                     const std::string& roles = "requester:*") {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    if (!identity.empty()) context.AddMetadata(kDevIdentityHeader, identity);
-    if (!roles.empty()) context.AddMetadata(kDevRolesHeader, roles);
+    if (!identity.empty()) context.AddMetadata(server::kDevIdentityHeader, identity);
+    if (!roles.empty()) context.AddMetadata(server::kDevRolesHeader, roles);
     return FromGrpcStatus((stub_.get()->*method)(&context, request, response));
   }
 
@@ -1079,7 +1079,7 @@ class IssuanceProcess {
                     const Request& request, Response* response) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-    context.AddMetadata(kDevIdentityHeader, "alice");
+    context.AddMetadata(server::kDevIdentityHeader, "alice");
     return FromGrpcStatus((stub_.get()->*method)(&context, request, response));
   }
 

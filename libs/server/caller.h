@@ -1,4 +1,6 @@
-// Who calls the issuance service, and with which roles.
+// Who calls a certplane service, and with which roles: shared by the
+// services that act on roles (issuance) and the gateway, which vouches for
+// the people it forwards calls for.
 //
 // Identity:
 //  - mTLS: the client certificate's identity (libs/server/peer_identity.h).
@@ -9,7 +11,7 @@
 //    takes "x-certplane-dev-identity" and "x-certplane-dev-roles" instead.
 //  - Otherwise UNAUTHENTICATED.
 // A service calling as itself (no delegation) has the roles the
-// configuration grants its identity (IssuanceConfig.role_grants).
+// service's configuration grants its identity (CallerOptions::service_roles).
 //
 // Roles are "<role>:<team>" separated by commas and/or spaces, team "*"
 // for every team: "approver:payments, requester:*". Roles: viewer,
@@ -17,8 +19,8 @@
 // UNAUTHENTICATED naming the header (a front that sends them is broken).
 //
 // Thread safety: stateless functions over immutable options.
-#ifndef CERTPLANE_SERVICES_ISSUANCE_CALLER_H_
-#define CERTPLANE_SERVICES_ISSUANCE_CALLER_H_
+#ifndef CERTPLANE_LIBS_SERVER_CALLER_H_
+#define CERTPLANE_LIBS_SERVER_CALLER_H_
 
 #include <string>
 #include <utility>
@@ -33,7 +35,7 @@ namespace grpc {
 class ServerContextBase;
 }  // namespace grpc
 
-namespace certplane::issuance {
+namespace certplane::server {
 
 inline constexpr char kUserHeader[] = "x-certplane-user";
 inline constexpr char kRolesHeader[] = "x-certplane-roles";
@@ -66,9 +68,15 @@ struct CallerOptions {
 // entry.
 absl::StatusOr<std::vector<RoleGrant>> ParseRoles(absl::string_view text);
 
+// The inverse: "approver:payments,requester:*".
+std::string FormatRoles(const std::vector<RoleGrant>& roles);
+
+// Whether `name` is one of the five roles.
+bool IsKnownRole(absl::string_view name);
+
 absl::StatusOr<Caller> IdentifyCaller(const grpc::ServerContextBase& context,
                                       const CallerOptions& options);
 
-}  // namespace certplane::issuance
+}  // namespace certplane::server
 
-#endif  // CERTPLANE_SERVICES_ISSUANCE_CALLER_H_
+#endif  // CERTPLANE_LIBS_SERVER_CALLER_H_

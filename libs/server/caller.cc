@@ -1,4 +1,4 @@
-#include "services/issuance/caller.h"
+#include "libs/server/caller.h"
 
 #include <algorithm>
 #include <optional>
@@ -13,7 +13,7 @@
 #include "grpcpp/server_context.h"
 #include "libs/server/peer_identity.h"
 
-namespace certplane::issuance {
+namespace certplane::server {
 namespace {
 
 constexpr absl::string_view kRoles[] = {"viewer", "requester", "approver",
@@ -108,6 +108,20 @@ absl::StatusOr<std::vector<RoleGrant>> ParseRoles(absl::string_view text) {
   return out;
 }
 
+std::string FormatRoles(const std::vector<RoleGrant>& roles) {
+  std::string out;
+  for (const RoleGrant& grant : roles) {
+    if (!out.empty()) out += ",";
+    absl::StrAppend(&out, grant.role, ":", grant.team);
+  }
+  return out;
+}
+
+bool IsKnownRole(absl::string_view name) {
+  return std::find(std::begin(kRoles), std::end(kRoles), name) !=
+         std::end(kRoles);
+}
+
 absl::StatusOr<Caller> IdentifyCaller(const grpc::ServerContextBase& context,
                                       const CallerOptions& options) {
   std::optional<absl::string_view> dev = Header(context, kDevIdentityHeader);
@@ -145,4 +159,4 @@ absl::StatusOr<Caller> IdentifyCaller(const grpc::ServerContextBase& context,
   return caller;
 }
 
-}  // namespace certplane::issuance
+}  // namespace certplane::server

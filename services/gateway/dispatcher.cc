@@ -1,0 +1,550 @@
+#include "services/gateway/dispatcher.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "certplane/inventory/v1/inventory.grpc.pb.h"
+#include "certplane/issuance/v1/issuance.grpc.pb.h"
+#include "certplane/vault/v1/vault.grpc.pb.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/dynamic_message.h"
+#include "google/protobuf/message.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/client_callback.h"
+#include "grpcpp/support/stub_options.h"
+#include "libs/server/caller.h"
+#include "libs/server/json_log.h"
+#include "libs/status/grpc_status.h"
+
+namespace certplane::gateway {
+namespace {
+
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+grpc::ByteBuffer ToBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string RolesGranting(Permission p) {
+  std::vector<std::string> roles;
+  for (const char* role : {"viewer", "requester", "approver", "operator"}) {
+    if (RoleGrants(role, p)) roles.push_back(role);
+  }
+  roles.push_back("admin");
+  std::string out;
+  for (size_t i = 0; i < roles.size(); ++i) {
+    if (i > 0) absl::StrAppend(&out, i + 1 == roles.size() ? " or " : ", ");
+    absl::StrAppend(&out, roles[i]);
+  }
+  return out;
+}
+
+absl::Status Denied(absl::string_view method, Permission p,
+                    absl::string_view what) {
+  return absl::PermissionDeniedError(absl::StrCat("permission denied: ", method,
+                                                  " needs the role ",
+                                                  RolesGranting(p), " ", what));
+}
+
+// "certificates/{id}/versions/{n}" -> "certificates/{id}".
+absl::StatusOr<std::string> ParentName(absl::string_view name,
+                                       absl::string_view collection) {
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+  if (parts.size() < 2 || parts[0] != collection || parts[1].empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", name.substr(0, 120), "\" is not a ", collection, "/{id} name"));
+  }
+  return absl::StrCat(parts[0], "/", parts[1]);
+}
+
+}  // namespace
+
+// One call in flight. Owned by shared pointers: the handle, the worker job,
+// and (while the upstream call runs) itself.
+class Call : public std::enable_shared_from_this<Call> {
+ public:
+  Call(Dispatcher& d, CallInput input, CallSink* sink)
+      : d_(d), in_(std::move(input)), sink_(sink) {}
+
+  void Run();
+  void Cancel() {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    if (upstream_started_) context_.TryCancel();
+  }
+
+ private:
+  class StreamReader;
+
+  void Fail(const absl::Status& status) {
+    Finish(certplane::ToGrpcStatus(status));
+  }
+  void Finish(const grpc::Status& status);
+  void Forward(const google::protobuf::MethodDescriptor& method,
+               grpc::GenericStub& stub);
+
+  Dispatcher& d_;
+  CallInput in_;
+  CallSink* sink_;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer response_;
+  std::unique_ptr<StreamReader> reader_;
+  Principal principal_;
+  std::string resource_;
+  bool audited_ = false;
+  std::shared_ptr<Call> self_;  // Set while the upstream call runs.
+
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool upstream_started_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class Call::StreamReader final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit StreamReader(Call& call) : call_(call) {}
+
+  void Begin(const grpc::ByteBuffer* request) {
+    StartWrite(request);
+    StartWritesDone();
+    StartRead(&buffer_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows.
+    AddHold();        // Keeps OnDone away while the sink writes.
+    call_.sink_->OnMessage(buffer_, [this] {
+      StartRead(&buffer_);
+      RemoveHold();
+    });
+  }
+  void OnDone(const grpc::Status& status) override { call_.Finish(status); }
+
+ private:
+  Call& call_;
+  grpc::ByteBuffer buffer_;
+};
+
+void Call::Run() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) {
+      sink_->OnFinish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      return;
+    }
+  }
+  const google::protobuf::MethodDescriptor* method = d_.FindMethod(in_.method);
+  std::string service =
+      method == nullptr ? "" : std::string(method->service()->full_name());
+  auto stub = d_.stubs_.find(service);
+  if (method == nullptr || stub == d_.stubs_.end()) {
+    return Fail(absl::UnimplementedError(
+        absl::StrCat("the gateway does not serve ", in_.method)));
+  }
+  absl::StatusOr<Principal> principal =
+      d_.authenticator_.Authenticate(in_.authorization, in_.peer_identities);
+  if (!principal.ok()) return Fail(principal.status());
+  principal_ = *std::move(principal);
+  if (absl::Status s = d_.CheckRateLimit(principal_.caller.identity); !s.ok()) {
+    return Fail(s);
+  }
+  if (method->client_streaming()) {
+    return Fail(absl::UnimplementedError(absl::StrCat(
+        in_.method, " streams requests, which the gateway does not forward")));
+  }
+  std::unique_ptr<google::protobuf::Message> request(
+      google::protobuf::MessageFactory::generated_factory()
+          ->GetPrototype(method->input_type())
+          ->New());
+  if (!request->ParseFromString(Flatten(in_.request))) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "the request is not a valid ", method->input_type()->full_name())));
+  }
+  absl::StatusOr<Rule> rule = RuleFor(in_.method, *request);
+  if (!rule.ok()) {
+    return Fail(absl::PermissionDeniedError(
+        absl::StrCat("permission denied: ", in_.method,
+                     " has no access rule (denied by default)")));
+  }
+  bool changed = false;
+  if (absl::Status s = d_.Authorize(principal_, in_.method, *rule, *request,
+                                    resource_, changed);
+      !s.ok()) {
+    return Fail(s);
+  }
+  if (changed) in_.request = ToBuffer(request->SerializeAsString());
+  audited_ = rule->audited;
+  if (audited_) {
+    if (absl::Status s =
+            d_.AuditAttempt(principal_, in_.method, resource_, in_.request_id);
+        !s.ok()) {
+      return Fail(s);
+    }
+  }
+  Forward(*method, *stub->second);
+}
+
+void Call::Forward(const google::protobuf::MethodDescriptor& method,
+                   grpc::GenericStub& stub) {
+  const Upstream& upstream = d_.upstreams_.at(method.service()->full_name());
+  const DispatcherOptions& o = d_.options_;
+  if (!in_.request_id.empty()) {
+    context_.AddMetadata("x-request-id", in_.request_id);
+  }
+  if (upstream.delegate) {
+    std::string roles = server::FormatRoles(principal_.caller.roles);
+    if (o.development_headers) {
+      context_.AddMetadata(server::kDevIdentityHeader,
+                           principal_.caller.identity);
+      context_.AddMetadata(server::kDevRolesHeader, roles);
+    } else {
+      context_.AddMetadata(server::kUserHeader, principal_.caller.identity);
+      context_.AddMetadata(server::kRolesHeader, roles);
+    }
+  } else if (o.development_headers) {
+    context_.AddMetadata(server::kDevIdentityHeader, o.development_identity);
+  }
+  absl::Time deadline = in_.deadline;
+  if (deadline == absl::InfiniteFuture() && !method.server_streaming()) {
+    deadline = absl::Now() + o.default_timeout;
+  }
+  if (deadline != absl::InfiniteFuture()) {
+    context_.set_deadline(absl::ToChronoTime(deadline));
+  }
+  bool cancelled = false;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled = cancelled_;
+    if (!cancelled) {
+      upstream_started_ = true;
+      self_ = shared_from_this();
+    }
+  }
+  if (cancelled) {
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+    return;
+  }
+  if (method.server_streaming()) {
+    reader_ = std::make_unique<StreamReader>(*this);
+    stub.PrepareBidiStreamingCall(&context_, in_.method, grpc::StubOptions(),
+                                  reader_.get());
+    reader_->Begin(&in_.request);
+    return;
+  }
+  stub.UnaryCall(&context_, in_.method, grpc::StubOptions(), &in_.request,
+                 &response_, [this](grpc::Status status) {
+                   if (!status.ok()) return Finish(status);
+                   sink_->OnMessage(response_,
+                                    [this, status] { Finish(status); });
+                 });
+}
+
+void Call::Finish(const grpc::Status& status) {
+  // Keep this call alive until the sink is told, even after self_ drops.
+  std::shared_ptr<Call> keep = shared_from_this();
+  auto done = [this, keep, status] {
+    if (audited_) {
+      d_.AuditResult(principal_, in_.method, resource_, in_.request_id,
+                     certplane::FromGrpcStatus(status));
+    }
+    CallSink* sink = sink_;
+    sink_ = nullptr;
+    sink->OnFinish(status);
+    absl::MutexLock lock(&mu_);
+    self_.reset();
+  };
+  if (audited_) {
+    d_.Post(std::move(done));  // A blocking write: not on gRPC's threads.
+  } else {
+    done();
+  }
+}
+
+void CallHandle::Cancel() {
+  if (call_ != nullptr) call_->Cancel();
+}
+
+Dispatcher::Dispatcher(Authenticator& authenticator, AuditWriter& audit,
+                       absl::flat_hash_map<std::string, Upstream> upstreams,
+                       DispatcherOptions options)
+    : authenticator_(authenticator),
+      audit_(audit),
+      upstreams_(std::move(upstreams)),
+      options_(std::move(options)) {
+  for (const auto& [name, upstream] : upstreams_) {
+    stubs_[name] = std::make_unique<grpc::GenericStub>(upstream.channel);
+  }
+  for (int i = 0; i < std::max(1, options_.worker_threads); ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+}
+
+Dispatcher::~Dispatcher() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  for (std::thread& t : workers_) t.join();
+}
+
+void Dispatcher::Post(std::function<void()> fn) {
+  absl::MutexLock lock(&queue_mu_);
+  queue_.push_back(std::move(fn));
+}
+
+void Dispatcher::WorkerLoop() {
+  while (true) {
+    std::function<void()> job;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+        return !queue_.empty() || stopping_;
+      };
+      queue_mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // Stopping and drained.
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    job();
+  }
+}
+
+CallHandle Dispatcher::Start(CallInput input, CallSink* sink) {
+  auto call = std::make_shared<Call>(*this, std::move(input), sink);
+  Post([call] { call->Run(); });
+  return CallHandle(call);
+}
+
+const google::protobuf::MethodDescriptor* Dispatcher::FindMethod(
+    absl::string_view full_method) const {
+  // "/package.Service/Method".
+  if (!absl::ConsumePrefix(&full_method, "/")) return nullptr;
+  std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(full_method, absl::MaxSplits('/', 1));
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          std::string(parts.first));
+  if (service == nullptr) return nullptr;
+  return service->FindMethodByName(std::string(parts.second));
+}
+
+absl::Status Dispatcher::CheckRateLimit(const std::string& principal) {
+  if (options_.rate_limit_per_second <= 0) return absl::OkStatus();
+  const absl::Time now = absl::Now();
+  const double burst = std::max(options_.rate_limit_burst, 1.0);
+  absl::MutexLock lock(&rate_mu_);
+  if (buckets_.size() > 100000) buckets_.clear();
+  auto [it, inserted] = buckets_.try_emplace(principal, Bucket{burst, now});
+  Bucket& b = it->second;
+  b.tokens = std::min(burst, b.tokens + absl::ToDoubleSeconds(now - b.updated) *
+                                            options_.rate_limit_per_second);
+  b.updated = now;
+  if (b.tokens < 1) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "rate limit: ", principal, " may make ", options_.rate_limit_per_second,
+        " calls per second; retry later"));
+  }
+  b.tokens -= 1;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Dispatcher::LookupOwner(ScopeKind kind,
+                                                    absl::string_view name) {
+  auto context = [this] {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(
+        absl::ToChronoTime(absl::Now() + options_.lookup_timeout));
+    if (options_.development_headers) {
+      ctx->AddMetadata(server::kDevIdentityHeader,
+                       options_.development_identity);
+    }
+    return ctx;
+  };
+  auto channel = [this](absl::string_view service)
+      -> absl::StatusOr<std::shared_ptr<grpc::Channel>> {
+    auto it = upstreams_.find(service);
+    if (it == upstreams_.end()) {
+      return absl::UnavailableError(
+          absl::StrCat("the gateway has no upstream for ", service));
+    }
+    return it->second.channel;
+  };
+  switch (kind) {
+    case ScopeKind::kCertificate: {
+      absl::StatusOr<std::string> parent = ParentName(name, "certificates");
+      if (!parent.ok()) return parent.status();
+      auto ch = channel("certplane.inventory.v1.InventoryService");
+      if (!ch.ok()) return ch.status();
+      inventory::v1::GetCertificateRequest req;
+      req.set_name(*parent);
+      inventory::v1::ManagedCertificate resp;
+      auto ctx = context();
+      absl::Status s = certplane::FromGrpcStatus(
+          inventory::v1::InventoryService::NewStub(*ch)->GetCertificate(
+              ctx.get(), req, &resp));
+      if (!s.ok()) return s;
+      return resp.owner();
+    }
+    case ScopeKind::kOrder: {
+      absl::StatusOr<std::string> order = ParentName(name, "orders");
+      if (!order.ok()) return order.status();
+      auto ch = channel("certplane.issuance.v1.IssuanceService");
+      if (!ch.ok()) return ch.status();
+      issuance::v1::GetOrderRequest req;
+      req.set_name(*order);
+      issuance::v1::Order resp;
+      auto ctx = context();
+      absl::Status s = certplane::FromGrpcStatus(
+          issuance::v1::IssuanceService::NewStub(*ch)->GetOrder(ctx.get(), req,
+                                                                &resp));
+      if (!s.ok()) return s;
+      return resp.owner();
+    }
+    case ScopeKind::kKey: {
+      absl::StatusOr<std::string> key = ParentName(name, "keys");
+      if (!key.ok()) return key.status();
+      auto ch = channel("certplane.vault.v1.VaultService");
+      if (!ch.ok()) return ch.status();
+      vault::v1::GetKeyRequest req;
+      req.set_name(*key);
+      vault::v1::Key resp;
+      auto ctx = context();
+      absl::Status s = certplane::FromGrpcStatus(
+          vault::v1::VaultService::NewStub(*ch)->GetKey(ctx.get(), req, &resp));
+      if (!s.ok()) return s;
+      return resp.owner();
+    }
+    default:
+      return absl::InternalError("not a lookup scope");
+  }
+}
+
+absl::Status Dispatcher::Authorize(const Principal& principal,
+                                   absl::string_view method, const Rule& rule,
+                                   google::protobuf::Message& request,
+                                   std::string& resource,
+                                   bool& request_changed) {
+  const server::Caller& caller = principal.caller;
+  const Permission p = rule.permission;
+  if (p == Permission::kAuthenticated) return absl::OkStatus();
+  const bool global = Allows(caller, p, "*");
+  for (const Scope& scope : rule.scopes) {
+    switch (scope.kind) {
+      case ScopeKind::kNone:
+        break;
+      case ScopeKind::kGlobal:
+        if (!global) return Denied(method, p, "for every team (\"*\")");
+        break;
+      case ScopeKind::kAnyTeam:
+        if (TeamsAllowed(caller, p).empty()) {
+          return Denied(method, p, "for at least one team");
+        }
+        break;
+      case ScopeKind::kListFilter: {
+        std::vector<std::string> teams = TeamsAllowed(caller, p);
+        if (teams.empty()) return Denied(method, p, "for at least one team");
+        if (global) break;
+        absl::StatusOr<std::string> filter = StringField(request, scope.field);
+        if (!filter.ok()) return absl::InternalError(filter.status().message());
+        if (absl::Status s = SetStringField(
+                request, scope.field, NarrowFilterToTeams(*filter, teams));
+            !s.ok()) {
+          return absl::InternalError(s.message());
+        }
+        request_changed = true;
+        break;
+      }
+      case ScopeKind::kTeamField:
+      case ScopeKind::kCertificate:
+      case ScopeKind::kOrder:
+      case ScopeKind::kKey: {
+        absl::StatusOr<std::string> value = StringField(request, scope.field);
+        if (!value.ok()) return absl::InternalError(value.status().message());
+        if (resource.empty() && !value->empty()) resource = *value;
+        if (value->empty()) {
+          if (scope.optional) break;
+          if (!global) {
+            return Denied(method, p,
+                          absl::StrCat("for every team (\"*\"), since ",
+                                       scope.field, " is empty"));
+          }
+          break;
+        }
+        if (global) break;  // No need to know the owner.
+        std::string team = *value;
+        if (scope.kind != ScopeKind::kTeamField) {
+          absl::StatusOr<std::string> owner = LookupOwner(scope.kind, *value);
+          if (!owner.ok()) return owner.status();
+          team = *std::move(owner);
+        }
+        if (!Allows(caller, p, team)) {
+          return Denied(method, p,
+                        scope.kind == ScopeKind::kTeamField
+                            ? absl::StrCat("for team ", team)
+                            : absl::StrCat("for the team that owns ", *value));
+        }
+        break;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Dispatcher::AuditAttempt(const Principal& principal,
+                                      absl::string_view method,
+                                      absl::string_view resource,
+                                      absl::string_view request_id) {
+  audit::AuditRecord r;
+  r.principal = principal.caller.identity;
+  r.method = std::string(method);
+  r.resource = std::string(resource);
+  r.request_id = std::string(request_id);
+  r.phase = "attempt";
+  absl::StatusOr<audit::AuditRecord> stored = audit_.Append(std::move(r));
+  if (!stored.ok()) {
+    log::Error("gateway: audit append failed; change refused",
+               {{"method", std::string(method)},
+                {"error", stored.status().ToString()}});
+    return absl::UnavailableError(
+        "the audit log cannot be written now, so the change was refused; "
+        "retry later");
+  }
+  return absl::OkStatus();
+}
+
+void Dispatcher::AuditResult(const Principal& principal,
+                             absl::string_view method,
+                             absl::string_view resource,
+                             absl::string_view request_id,
+                             const absl::Status& result) {
+  audit::AuditRecord r;
+  r.principal = principal.caller.identity;
+  r.method = std::string(method);
+  r.resource = std::string(resource);
+  r.request_id = std::string(request_id);
+  r.phase = "result";
+  r.code = absl::StatusCodeToString(result.code());
+  r.message = std::string(result.message().substr(0, 1000));
+  absl::StatusOr<audit::AuditRecord> stored = audit_.Append(std::move(r));
+  if (!stored.ok()) {
+    log::Error("gateway: audit result append failed",
+               {{"method", std::string(method)},
+                {"error", stored.status().ToString()}});
+  }
+}
+
+}  // namespace certplane::gateway

@@ -1,0 +1,444 @@
+// The SOCI implementation of GatewayStore (gateway_store.h; schema in
+// migrations.h).
+#include <soci/soci.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "libs/aip/filter.h"
+#include "libs/audit/merkle.h"
+#include "libs/db/database.h"
+#include "libs/db/query.h"
+#include "libs/db/sql_params.h"
+#include "services/gateway/gateway_store.h"
+
+namespace certplane::gateway {
+namespace {
+
+using audit::AuditRecord;
+using audit::Checkpoint;
+using db::RunQuery;
+using db::SqlParams;
+
+long long Micros(absl::Time t) { return db::TimeToMicros(t); }
+absl::Time FromMicros(long long us) { return db::MicrosToTime(us); }
+std::string Hex(absl::string_view bytes) {
+  return absl::BytesToHexString(bytes);
+}
+
+constexpr char kTokenColumns[] =
+    "token_id, principal, kind, roles, description, created_by, "
+    "secret_sha256, create_time_us, expire_time_us, revoke_time_us";
+
+struct TokenRow {
+  TokenRecord t;
+  long long create_us = 0;
+  long long expire_us = 0;
+  long long revoke_us = 0;
+  soci::indicator revoke_ind = soci::i_null;
+
+  void Exchange(soci::statement& st) {
+    st.exchange(soci::into(t.id));
+    st.exchange(soci::into(t.principal));
+    st.exchange(soci::into(t.kind));
+    st.exchange(soci::into(t.roles));
+    st.exchange(soci::into(t.description));
+    st.exchange(soci::into(t.created_by));
+    st.exchange(soci::into(t.secret_sha256));
+    st.exchange(soci::into(create_us));
+    st.exchange(soci::into(expire_us));
+    st.exchange(soci::into(revoke_us, revoke_ind));
+  }
+  TokenRecord Get() const {
+    TokenRecord out = t;
+    out.create_time = FromMicros(create_us);
+    out.expire_time = FromMicros(expire_us);
+    out.revoke_time.reset();
+    if (revoke_ind == soci::i_ok) out.revoke_time = FromMicros(revoke_us);
+    return out;
+  }
+};
+
+constexpr char kAuditColumns[] =
+    "idx, time_us, principal, method, resource, request_id, phase, code, "
+    "message, leaf_hash, root_after";
+
+struct AuditRow {
+  long long idx = 0;
+  long long time_us = 0;
+  AuditRecord r;
+  std::string leaf_hex;
+  std::string root_hex;
+
+  void Exchange(soci::statement& st) {
+    st.exchange(soci::into(idx));
+    st.exchange(soci::into(time_us));
+    st.exchange(soci::into(r.principal));
+    st.exchange(soci::into(r.method));
+    st.exchange(soci::into(r.resource));
+    st.exchange(soci::into(r.request_id));
+    st.exchange(soci::into(r.phase));
+    st.exchange(soci::into(r.code));
+    st.exchange(soci::into(r.message));
+    st.exchange(soci::into(leaf_hex));
+    st.exchange(soci::into(root_hex));
+  }
+  absl::StatusOr<AuditRecord> Get() const {
+    AuditRecord out = r;
+    out.index = static_cast<uint64_t>(idx);
+    out.time = FromMicros(time_us);
+    std::string what = absl::StrCat("leaf hash of audit record ", idx);
+    absl::StatusOr<std::string> leaf = db::DecodeHexColumn(leaf_hex, what);
+    if (!leaf.ok()) return leaf.status();
+    absl::StatusOr<std::string> root = db::DecodeHexColumn(
+        root_hex, absl::StrCat("root of audit record ", idx));
+    if (!root.ok()) return root.status();
+    out.leaf_hash = *std::move(leaf);
+    out.root_after = *std::move(root);
+    return out;
+  }
+};
+
+aip::FieldSchema AuditSchema() {
+  aip::FieldSchema s;
+  s.Column("principal", aip::FieldType::kString, "principal")
+      .Column("method", aip::FieldType::kString, "method")
+      .Column("resource", aip::FieldType::kString, "resource")
+      .Column("request_id", aip::FieldType::kString, "request_id")
+      .Column("phase", aip::FieldType::kString, "phase")
+      .Column("code", aip::FieldType::kString, "code")
+      .Column("time", aip::FieldType::kTimestamp, "time_us");
+  return s;
+}
+
+class SqlGatewayStore final : public GatewayStore {
+ public:
+  explicit SqlGatewayStore(db::Database& db) : db_(db) {}
+
+  absl::Status InsertToken(const TokenRecord& t) override {
+    return db_.Transact([&](soci::session& sql) -> absl::Status {
+      long long create_us = Micros(t.create_time);
+      long long expire_us = Micros(t.expire_time);
+      sql << "INSERT INTO api_tokens (token_id, principal, kind, roles, "
+             "description, created_by, secret_sha256, create_time_us, "
+             "expire_time_us, revoke_time_us) VALUES (:id, :p, :k, :r, :d, "
+             ":c, :s, :ct, :et, NULL)",
+          soci::use(t.id), soci::use(t.principal), soci::use(t.kind),
+          soci::use(t.roles), soci::use(t.description), soci::use(t.created_by),
+          soci::use(t.secret_sha256), soci::use(create_us),
+          soci::use(expire_us);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<TokenRecord> GetToken(absl::string_view id) override {
+    std::optional<TokenRecord> found;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          SqlParams p;
+          TokenRow row;
+          return RunQuery(sql,
+                          absl::StrCat("SELECT ", kTokenColumns,
+                                       " FROM api_tokens WHERE token_id = ",
+                                       p.Add(std::string(id))),
+                          p, row, [&] {
+                            found = row.Get();
+                            return absl::OkStatus();
+                          });
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    if (!found) {
+      return absl::NotFoundError(absl::StrCat("no token ", id));
+    }
+    return *std::move(found);
+  }
+
+  absl::StatusOr<std::vector<TokenRecord>> ListTokens(
+      const TokenListOptions& o) override {
+    std::vector<TokenRecord> out;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          out.clear();
+          SqlParams p;
+          std::string q = absl::StrCat("SELECT ", kTokenColumns,
+                                       " FROM api_tokens WHERE token_id > ",
+                                       p.Add(o.after_id));
+          if (!o.principal.empty()) {
+            absl::StrAppend(&q, " AND principal = ", p.Add(o.principal));
+          }
+          if (!o.show_inactive) {
+            absl::StrAppend(&q, " AND revoke_time_us IS NULL AND ",
+                            "expire_time_us > ",
+                            p.Add(static_cast<long long>(Micros(o.now))));
+          }
+          absl::StrAppend(&q, " ORDER BY token_id LIMIT ",
+                          p.Add(static_cast<long long>(o.page_size) + 1));
+          TokenRow row;
+          return RunQuery(sql, q, p, row, [&] {
+            out.push_back(row.Get());
+            return absl::OkStatus();
+          });
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  absl::StatusOr<TokenRecord> RevokeToken(absl::string_view id,
+                                          absl::Time time) override {
+    absl::Status s = db_.Transact([&](soci::session& sql) -> absl::Status {
+      SqlParams p;
+      std::string q =
+          absl::StrCat("UPDATE api_tokens SET revoke_time_us = ",
+                       p.Add(static_cast<long long>(Micros(time))),
+                       " WHERE revoke_time_us IS NULL AND token_id = ",
+                       p.Add(std::string(id)));
+      db::ExecuteWithParams(sql, q, p);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return GetToken(id);
+  }
+
+  absl::StatusOr<int64_t> CountTokens() override {
+    long long n = 0;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          sql << "SELECT COUNT(*) FROM api_tokens", soci::into(n);
+          return absl::OkStatus();
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    return n;
+  }
+
+  absl::StatusOr<AuditRecord> AppendAudit(AuditRecord record) override {
+    absl::Status s = db_.Transact([&](soci::session& sql) -> absl::Status {
+      long long size = 0;
+      std::string range_hex;
+      std::string lock =
+          db_.dialect() == db::Dialect::kPostgres ? " FOR UPDATE" : "";
+      sql << "SELECT size, compact_range FROM audit_head WHERE id = 1" + lock,
+          soci::into(size), soci::into(range_hex);
+      absl::StatusOr<std::string> range_bytes =
+          db::DecodeHexColumn(range_hex, "audit log head");
+      if (!range_bytes.ok()) return range_bytes.status();
+      absl::StatusOr<audit::CompactRange> range =
+          audit::CompactRange::Decode(size, *range_bytes);
+      if (!range.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("audit log head: ", range.status().message()));
+      }
+      record.index = static_cast<uint64_t>(size);
+      record.time = absl::FromUnixMicros(absl::ToUnixMicros(record.time));
+      record.leaf_hash = audit::LeafHash(audit::LeafBytes(record));
+      range->Append(record.leaf_hash);
+      record.root_after = range->Root();
+      long long time_us = Micros(record.time);
+      std::string leaf_hex = Hex(record.leaf_hash);
+      std::string root_hex = Hex(record.root_after);
+      sql << "INSERT INTO audit_entries (idx, time_us, principal, method, "
+             "resource, request_id, phase, code, message, leaf_hash, "
+             "root_after) VALUES (:i, :t, :p, :m, :r, :q, :ph, :c, :msg, :l, "
+             ":ra)",
+          soci::use(size), soci::use(time_us), soci::use(record.principal),
+          soci::use(record.method), soci::use(record.resource),
+          soci::use(record.request_id), soci::use(record.phase),
+          soci::use(record.code), soci::use(record.message),
+          soci::use(leaf_hex), soci::use(root_hex);
+      long long new_size = size + 1;
+      std::string new_range = Hex(range->Encode());
+      sql << "UPDATE audit_head SET size = :s, compact_range = :r WHERE id = 1",
+          soci::use(new_size), soci::use(new_range);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return record;
+  }
+
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      uint64_t start_index, int limit, absl::string_view filter) override {
+    static const aip::FieldSchema* const kSchema =
+        new aip::FieldSchema(AuditSchema());
+    std::vector<AuditRecord> out;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          out.clear();
+          SqlParams p;
+          std::string q = absl::StrCat(
+              "SELECT ", kAuditColumns, " FROM audit_entries WHERE idx >= ",
+              p.Add(static_cast<long long>(start_index)));
+          if (!filter.empty()) {
+            absl::StatusOr<std::string> where =
+                aip::CompileFilter(filter, *kSchema, p);
+            if (!where.ok()) return where.status();
+            absl::StrAppend(&q, " AND (", *where, ")");
+          }
+          absl::StrAppend(&q, " ORDER BY idx LIMIT ",
+                          p.Add(static_cast<long long>(limit)));
+          AuditRow row;
+          return RunQuery(sql, q, p, row, [&]() -> absl::Status {
+            absl::StatusOr<AuditRecord> r = row.Get();
+            if (!r.ok()) return r.status();
+            out.push_back(*std::move(r));
+            return absl::OkStatus();
+          });
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  absl::StatusOr<uint64_t> AuditSize() override {
+    long long size = 0;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          sql << "SELECT size FROM audit_head WHERE id = 1", soci::into(size);
+          return absl::OkStatus();
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    return static_cast<uint64_t>(size);
+  }
+
+  absl::StatusOr<std::vector<std::string>> LeafHashes(uint64_t size) override {
+    std::vector<std::string> out;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          out.clear();
+          out.reserve(size);
+          long long idx = 0;
+          std::string hex;
+          long long limit = static_cast<long long>(size);
+          soci::statement st =
+              (sql.prepare << "SELECT idx, leaf_hash FROM audit_entries "
+                              "WHERE idx < :n ORDER BY idx",
+               soci::use(limit), soci::into(idx), soci::into(hex));
+          st.execute(false);
+          while (st.fetch()) {
+            if (idx != static_cast<long long>(out.size())) {
+              return absl::DataLossError(absl::StrCat(
+                  "audit record ", out.size(), " is missing from the log"));
+            }
+            absl::StatusOr<std::string> h = db::DecodeHexColumn(
+                hex, absl::StrCat("leaf hash of audit record ", idx));
+            if (!h.ok()) return h.status();
+            out.push_back(*std::move(h));
+          }
+          return absl::OkStatus();
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    if (out.size() != size) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "the audit log has ", out.size(), " records, not ", size));
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::string> RootAt(uint64_t size) override {
+    if (size == 0) return audit::EmptyTreeHash();
+    std::string hex;
+    bool found = false;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          long long idx = static_cast<long long>(size - 1);
+          soci::indicator ind = soci::i_null;
+          sql << "SELECT root_after FROM audit_entries WHERE idx = :i",
+              soci::use(idx), soci::into(hex, ind);
+          found = sql.got_data() && ind == soci::i_ok;
+          return absl::OkStatus();
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    if (!found) {
+      return absl::OutOfRangeError(
+          absl::StrCat("the audit log has fewer than ", size, " records"));
+    }
+    return db::DecodeHexColumn(hex,
+                               absl::StrCat("root of audit record ", size - 1));
+  }
+
+  absl::Status InsertCheckpoint(const Checkpoint& c) override {
+    return db_.Transact([&](soci::session& sql) -> absl::Status {
+      long long size = static_cast<long long>(c.tree_size);
+      long long existing = 0;
+      sql << "SELECT COUNT(*) FROM audit_checkpoints WHERE tree_size = :s",
+          soci::use(size), soci::into(existing);
+      if (existing > 0) return absl::OkStatus();
+      long long time_us = Micros(c.time);
+      std::string root = Hex(c.root);
+      std::string sig = Hex(c.signature);
+      sql << "INSERT INTO audit_checkpoints (tree_size, root_hash, time_us, "
+             "key_id, signature) VALUES (:s, :r, :t, :k, :g)",
+          soci::use(size), soci::use(root), soci::use(time_us),
+          soci::use(c.key_id), soci::use(sig);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<Checkpoint>> ListCheckpoints() override {
+    return Checkpoints(
+        "SELECT tree_size, root_hash, time_us, key_id, "
+        "signature FROM audit_checkpoints ORDER BY tree_size");
+  }
+
+  absl::StatusOr<std::optional<Checkpoint>> LatestCheckpoint() override {
+    absl::StatusOr<std::vector<Checkpoint>> list = Checkpoints(
+        "SELECT tree_size, root_hash, time_us, key_id, signature FROM "
+        "audit_checkpoints ORDER BY tree_size DESC LIMIT 1");
+    if (!list.ok()) return list.status();
+    if (list->empty()) return std::optional<Checkpoint>();
+    return std::optional<Checkpoint>(list->front());
+  }
+
+ private:
+  absl::StatusOr<std::vector<Checkpoint>> Checkpoints(const std::string& q) {
+    std::vector<Checkpoint> out;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          out.clear();
+          long long size = 0;
+          long long time_us = 0;
+          std::string root_hex, key_id, sig_hex;
+          soci::statement st =
+              (sql.prepare << q, soci::into(size), soci::into(root_hex),
+               soci::into(time_us), soci::into(key_id), soci::into(sig_hex));
+          st.execute(false);
+          while (st.fetch()) {
+            Checkpoint c;
+            c.tree_size = static_cast<uint64_t>(size);
+            c.time = FromMicros(time_us);
+            c.key_id = key_id;
+            std::string what = absl::StrCat("checkpoint ", size);
+            absl::StatusOr<std::string> root =
+                db::DecodeHexColumn(root_hex, what);
+            if (!root.ok()) return root.status();
+            absl::StatusOr<std::string> sig =
+                db::DecodeHexColumn(sig_hex, what);
+            if (!sig.ok()) return sig.status();
+            c.root = *std::move(root);
+            c.signature = *std::move(sig);
+            out.push_back(std::move(c));
+          }
+          return absl::OkStatus();
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  db::Database& db_;
+};
+
+}  // namespace
+
+std::unique_ptr<GatewayStore> NewSqlGatewayStore(db::Database& db) {
+  return std::make_unique<SqlGatewayStore>(db);
+}
+
+}  // namespace certplane::gateway
