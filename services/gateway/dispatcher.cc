@@ -184,6 +184,10 @@ void Call::Run() {
   if (absl::Status s = d_.Authorize(principal_, in_.method, *rule, *request,
                                     resource_, changed);
       !s.ok()) {
+    // A refused change is worth knowing about: record it (best effort).
+    if (rule->audited && absl::IsPermissionDenied(s)) {
+      d_.AuditResult(principal_, in_.method, resource_, in_.request_id, s);
+    }
     return Fail(s);
   }
   if (changed) in_.request = ToBuffer(request->SerializeAsString());
