@@ -6,6 +6,8 @@
 #include <soci/soci.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -16,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "certplane/gateway/v1/gateway.grpc.pb.h"
@@ -36,6 +39,7 @@
 #include "libs/testing/db_test_util.h"
 #include "libs/testing/status_matchers.h"
 #include "services/gateway/audit_proto.h"
+#include "services/testing/loopback.h"
 #include "services/testing/platform.h"
 
 namespace certplane::gateway {
@@ -706,6 +710,130 @@ TEST_CASE("TokensAreOwnedAndShownOnce") {
   CHECK_THAT(CallRaw(channel, Method("gateway.v1.GatewayService", "WhoAmI"),
                      who, admin),
              IsOk());
+}
+
+}  // namespace
+}  // namespace certplane::gateway
+
+namespace certplane::gateway {
+namespace {
+
+// curl against the HTTP/JSON front; returns the body and, on the last
+// line, the HTTP status.
+testing::CommandResult Curl(int port, const std::string& path,
+                            const std::string& token,
+                            const std::string& body = "",
+                            std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-w",
+                                   "\n%{http_code}"};
+  if (!token.empty()) {
+    argv.push_back("-H");
+    argv.push_back("Authorization: Bearer " + token);
+  }
+  if (!body.empty()) {
+    argv.insert(argv.end(), {"-H", "Content-Type: application/json",
+                             "--data-binary", body});
+  }
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back(absl::StrCat("http://127.0.0.1:", port, path));
+  INFO("curl " << path << " " << body);
+  return testing::RunCommand(argv, {}, absl::Seconds(30));
+}
+
+std::string LastLine(const std::string& out) {
+  std::string trimmed(absl::StripTrailingAsciiWhitespace(out));
+  return trimmed.substr(trimmed.rfind('\n') + 1);
+}
+
+TEST_CASE("TheHttpJsonFrontCarriesEveryCallWithTheSameRules") {
+  testing::LocalPlatform platform(kBinaries, {.dialect = db::Dialect::kSqlite,
+                                              .gateway_flags = kGatewayFlags});
+  const int port = platform.http_port();
+  const std::string admin = platform.admin_token();
+  auto channel = platform.gateway_channel();
+  const std::string viewer =
+      MakeToken(channel, admin, "user:vera", "viewer:payments");
+  ImportCertificate(channel, admin, "pay.example.com", "payments");
+
+  auto who =
+      Curl(port, "/certplane.gateway.v1.GatewayService/WhoAmI", viewer, "{}");
+  CHECK(who.exit_code == 0);
+  CHECK(LastLine(who.out) == "200");
+  CHECK(absl::StrContains(who.out, "\"name\":\"user:vera\""));
+
+  auto list =
+      Curl(port, "/certplane.inventory.v1.InventoryService/ListCertificates",
+           viewer, R"({"filter": "owner = \"payments\""})");
+  CHECK(LastLine(list.out) == "200");
+  CHECK(absl::StrContains(list.out, "pay.example.com"));
+
+  // Errors: JSON with the gRPC code, and the matching HTTP status.
+  auto anonymous =
+      Curl(port, "/certplane.inventory.v1.InventoryService/ListCertificates",
+           "", "{}");
+  CHECK(LastLine(anonymous.out) == "401");
+  CHECK(absl::StrContains(anonymous.out, "\"code\":\"unauthenticated\""));
+  auto denied =
+      Curl(port, "/certplane.vault.v1.VaultService/RotateKek", viewer, "{}");
+  CHECK(LastLine(denied.out) == "403");
+  CHECK(absl::StrContains(denied.out, "\"code\":\"permission_denied\""));
+  auto bad_json =
+      Curl(port, "/certplane.inventory.v1.InventoryService/ListCertificates",
+           viewer, R"({"filtre": 1})");
+  CHECK(LastLine(bad_json.out) == "400");
+  CHECK(absl::StrContains(bad_json.out, "invalid_argument"));
+  auto bad_filter =
+      Curl(port, "/certplane.inventory.v1.InventoryService/ListCertificates",
+           viewer, R"({"filter": "owner = "})");
+  CHECK(LastLine(bad_filter.out) == "400");
+  auto unknown = Curl(port, "/certplane.nope.v1.Nope/Call", viewer, "{}");
+  CHECK(LastLine(unknown.out) == "501");
+  auto get = Curl(port, "/certplane.gateway.v1.GatewayService/WhoAmI", viewer,
+                  "", {"-X", "GET"});
+  CHECK(LastLine(get.out) == "405");
+
+  // A server-streaming RPC: one JSON object per line.
+  auto watch =
+      Curl(port, "/certplane.inventory.v1.InventoryService/WatchChanges", admin,
+           R"({"noWait": true})");
+  CHECK(LastLine(watch.out) == "200");
+  CHECK(absl::StrContains(watch.out, "\"revision\""));
+  auto watch_denied =
+      Curl(port, "/certplane.inventory.v1.InventoryService/WatchChanges",
+           viewer, R"({"noWait": true})");
+  CHECK(LastLine(watch_denied.out) == "403");
+
+  auto health = Curl(port, "/healthz", "");
+  CHECK(LastLine(health.out) == "200");
+  auto no_ui = Curl(port, "/index.html", "");
+  CHECK(LastLine(no_ui.out) == "404");
+}
+
+TEST_CASE("TheHttpFrontServesTheWebUiAndNothingOutsideIt") {
+  std::filesystem::path web = testing::FreshTestDir("web_root");
+  std::filesystem::create_directories(web / "assets");
+  {
+    std::ofstream(web / "index.html")
+        << "<!doctype html><title>certplane</title>";
+    std::ofstream(web / "assets" / "app.js") << "console.log(1)";
+  }
+  std::vector<std::string> flags = kGatewayFlags;
+  flags.push_back(absl::StrCat("--web_root=", web.string()));
+  testing::LocalPlatform platform(
+      kBinaries, {.dialect = db::Dialect::kSqlite, .gateway_flags = flags});
+  const int port = platform.http_port();
+  auto index = Curl(port, "/", "");
+  CHECK(LastLine(index.out) == "200");
+  CHECK(absl::StrContains(index.out, "<title>certplane</title>"));
+  auto route = Curl(port, "/certificates/abc", "");  // A UI route.
+  CHECK(absl::StrContains(route.out, "<title>certplane</title>"));
+  auto js = Curl(port, "/assets/app.js", "", "", {"-D", "-"});
+  CHECK(absl::StrContains(js.out, "text/javascript"));
+  auto missing = Curl(port, "/assets/none.js", "");
+  CHECK(LastLine(missing.out) == "404");
+  auto escape = Curl(port, "/../../etc/passwd", "", "", {"--path-as-is"});
+  CHECK(LastLine(escape.out) == "400");
+  CHECK_FALSE(absl::StrContains(escape.out, "root:"));
 }
 
 }  // namespace

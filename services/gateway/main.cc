@@ -12,6 +12,8 @@
 //                         admin token here (0600)
 //   --service_roles       mTLS identities of services and their roles:
 //                         "spiffe://certplane/ci=requester:*;id2=viewer:*"
+//   --http_listen_address the HTTP/JSON front (http_front.h); empty: none
+//   --web_root            the web UI's build folder, served as static files
 //   --checkpoint_interval, --token_cache_ttl, --worker_threads,
 //   --rate_limit_per_second, --rate_limit_burst
 //   plus the runtime's --listen_address, --tls_*, ... flags. Clients need
@@ -45,6 +47,7 @@
 #include "services/gateway/gateway_service.h"
 #include "services/gateway/gateway_store.h"
 #include "services/gateway/grpc_front.h"
+#include "services/gateway/http_front.h"
 #include "services/gateway/migrations.h"
 
 ABSL_FLAG(std::string, data_dir, ".data",
@@ -65,6 +68,10 @@ ABSL_FLAG(std::string, bootstrap_admin_token_file, "",
           "it to this file (mode 0600)");
 ABSL_FLAG(std::string, service_roles, "",
           "mTLS identities and roles: \"<identity>=<role>:<team>,...;...\"");
+ABSL_FLAG(std::string, http_listen_address, "127.0.0.1:8080",
+          "HTTP/JSON front and web UI, host:port; empty: none");
+ABSL_FLAG(std::string, web_root, "",
+          "The web UI's build folder (static files); empty: none");
 ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(5),
           "How often the audit log's head is signed when it grew");
 ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5),
@@ -201,8 +208,22 @@ absl::Status Run() {
   CERTPLANE_RETURN_IF_ERROR(runner.SetGenericService(&front));
   CERTPLANE_RETURN_IF_ERROR(runner.Start());
   audit.Start();
-  log::Info("gateway: serving", {{"port", absl::StrCat(runner.port())}});
+  std::unique_ptr<gateway::HttpFront> http;
+  const std::string http_address = absl::GetFlag(FLAGS_http_listen_address);
+  if (!http_address.empty()) {
+    gateway::HttpFrontOptions http_options;
+    http_options.listen_address = http_address;
+    http_options.web_root = absl::GetFlag(FLAGS_web_root);
+    CERTPLANE_ASSIGN_OR_RETURN(
+        http, gateway::HttpFront::Start(
+                  runner.server()->InProcessChannel(grpc::ChannelArguments()),
+                  http_options));
+  }
+  log::Info("gateway: serving",
+            {{"grpc_port", absl::StrCat(runner.port())},
+             {"http_port", http == nullptr ? "" : absl::StrCat(http->port())}});
   absl::Status status = runner.RunUntilShutdownSignal();
+  if (http != nullptr) http->Stop();
   audit.Stop();
   return status;
 }

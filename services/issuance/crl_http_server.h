@@ -6,11 +6,9 @@
 // data, and RFC 5280 clients fetch them over http.
 //
 // Only GET and HEAD; anything else is 405, unknown paths 404, a CA whose CRL
-// cannot be made right now 503. Requests are read with a 10 s deadline and
-// at most 8 KiB of header; at most `max_connections` are served at once
-// (further connections wait in the listen backlog).
-//
-// Built on Boost.Beast (synchronous, one thread per connection).
+// cannot be made right now 503. Connections are served by
+// libs/server/http_listener.h (limits and timeouts there); at most
+// `max_connections` at once.
 // Thread-safe; Stop() is idempotent.
 #ifndef CERTPLANE_SERVICES_ISSUANCE_CRL_HTTP_SERVER_H_
 #define CERTPLANE_SERVICES_ISSUANCE_CRL_HTTP_SERVER_H_

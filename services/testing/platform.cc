@@ -58,6 +58,28 @@ void WaitHealthy(const std::string& name, int port) {
 
 }  // namespace
 
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env,
+                         absl::Duration timeout) {
+  REQUIRE(!argv.empty());
+  std::vector<std::string> args(argv.begin() + 1, argv.end());
+  auto child =
+      ValueOrDie(server::testing::ChildProcess::Start(argv[0], args, env));
+  CommandResult result;
+  const absl::Time give_up = absl::Now() + timeout;
+  while (true) {
+    absl::StatusOr<std::string> line = child->ReadLine(give_up - absl::Now());
+    if (!line.ok()) {
+      INFO(argv[0] << ": " << line.status().ToString());
+      REQUIRE(absl::IsOutOfRange(line.status()));  // EOF, not a timeout.
+      break;
+    }
+    absl::StrAppend(&result.out, *line, "\n");
+  }
+  result.exit_code = ValueOrDie(child->WaitForExit(absl::Seconds(30)));
+  return result;
+}
+
 LocalPlatform::LocalPlatform(const PlatformBinaries& binaries,
                              LocalPlatformOptions options)
     : binaries_(binaries),
@@ -96,6 +118,7 @@ LocalPlatform::LocalPlatform(const PlatformBinaries& binaries,
       Start("issuance", binaries_.issuance, issuance_flags, issuance_port_));
   gateway_db_ = FreshDatabaseUrl(d);
   gateway_port_ = FreeLoopbackPort();
+  http_port_ = FreeLoopbackPort();
   StartGateway();
   admin_token_ =
       std::string(absl::StripAsciiWhitespace(ReadFile(dir_ / "admin-token")));
@@ -112,7 +135,8 @@ void LocalPlatform::StartGateway() {
       absl::StrCat("--audit_key_file=", (dir_ / "audit-key.pem").string()),
       "--create_audit_key",
       absl::StrCat("--bootstrap_admin_token_file=",
-                   (dir_ / "admin-token").string())};
+                   (dir_ / "admin-token").string()),
+      absl::StrCat("--http_listen_address=127.0.0.1:", http_port_)};
   flags.insert(flags.end(), options_.gateway_flags.begin(),
                options_.gateway_flags.end());
   gateway_ = Start("gateway", binaries_.gateway, flags, gateway_port_);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "libs/db/database.h"
 #include "libs/server/testing/test_client.h"
 
@@ -42,6 +43,16 @@ struct LocalPlatformOptions {
   std::vector<std::string> gateway_flags;
 };
 
+// Runs `argv` (argv[0] a path) to completion with `env` added; its exit
+// code and stdout (stderr goes to the test's stderr).
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+};
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env = {},
+                         absl::Duration timeout = absl::Seconds(120));
+
 class LocalPlatform {
  public:
   LocalPlatform(const PlatformBinaries& binaries, LocalPlatformOptions options);
@@ -51,6 +62,8 @@ class LocalPlatform {
   LocalPlatform& operator=(const LocalPlatform&) = delete;
 
   int gateway_port() const { return gateway_port_; }
+  // The gateway's HTTP/JSON front.
+  int http_port() const { return http_port_; }
   std::shared_ptr<grpc::Channel> gateway_channel() const;
   // The admin token the gateway's bootstrap wrote.
   const std::string& admin_token() const { return admin_token_; }
@@ -74,6 +87,7 @@ class LocalPlatform {
   int inventory_port_ = 0;
   int issuance_port_ = 0;
   int gateway_port_ = 0;
+  int http_port_ = 0;
   std::string admin_token_;
   // Stopped in reverse order.
   std::vector<std::unique_ptr<server::testing::ChildProcess>> processes_;

@@ -218,7 +218,14 @@ absl::StatusOr<std::string> ChildProcess::ReadLine(absl::Duration timeout) {
     ssize_t n = ::read(stdout_fd_, buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Errno("read");
-    if (n == 0) return absl::OutOfRangeError("child closed stdout");
+    if (n == 0) {
+      if (!buffered_.empty()) {  // A last line without "\n".
+        std::string line = std::move(buffered_);
+        buffered_.clear();
+        return line;
+      }
+      return absl::OutOfRangeError("child closed stdout");
+    }
     buffered_.append(buffer, static_cast<size_t>(n));
   }
 }
