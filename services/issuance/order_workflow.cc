@@ -270,7 +270,12 @@ absl::StatusOr<OrderWorkflow::Step> OrderWorkflow::StoreStep(
   if (certificate_id.empty()) {
     inventory_v1::CreateCertificateRequest create;
     inventory_v1::ManagedCertificate& c = *create.mutable_certificate();
-    c.set_display_name(spec.display_name());
+    // What people call it: the order's name for it, else its common name
+    // (else its first SAN), as the inventory names imported certificates.
+    std::string display = spec.display_name();
+    if (display.empty()) display = order.common_name;
+    if (display.empty() && spec.sans_size() > 0) display = spec.sans(0).value();
+    c.set_display_name(display);
     c.set_owner(order.owner);
     if (!order.environment.empty()) c.add_environments(order.environment);
     c.set_source(inventory_v1::ISSUED);
