@@ -12,6 +12,7 @@
 #include "grpcpp/security/credentials.h"
 #include "libs/testing/db_test_util.h"
 #include "libs/testing/status_matchers.h"
+#include "services/admin/bootstrap.h"
 #include "services/testing/loopback.h"
 
 namespace certplane::testing {
@@ -23,6 +24,11 @@ constexpr char kVaultPolicy[] =
     "certplane-gateway  *\n"
     "inventory          import, get, export\n"
     "issuance           generate, get, create_csr, sign, delete\n";
+
+constexpr char kMtlsVaultPolicy[] =
+    "spiffe://certplane/gateway    *\n"
+    "spiffe://certplane/inventory  import, get, export\n"
+    "spiffe://certplane/issuance   generate, get, create_csr, sign, delete\n";
 
 void WriteFile(const std::filesystem::path& path, const std::string& text) {
   std::ofstream out(path);
@@ -37,13 +43,29 @@ std::string ReadFile(const std::filesystem::path& path) {
   return text.str();
 }
 
-void WaitHealthy(const std::string& name, int port) {
+// Client credentials for the platform: plaintext, or TLS with the
+// platform CA and (for the services, which require one) the gateway's
+// certificate as the client's.
+std::shared_ptr<grpc::ChannelCredentials> Credentials(
+    const std::filesystem::path& pki, bool client_certificate) {
+  if (pki.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadFile(pki / "ca.pem");
+  if (client_certificate) {
+    ssl.pem_cert_chain = ReadFile(pki / "gateway.pem");
+    ssl.pem_private_key = ReadFile(pki / "gateway.key");
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+void WaitHealthy(const std::string& name, int port,
+                 const std::filesystem::path& pki) {
   const absl::Time give_up = absl::Now() + absl::Seconds(90);
   while (true) {
     // A fresh channel each time: a refused connection would otherwise put
     // the channel into reconnect backoff for seconds.
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                       grpc::InsecureChannelCredentials());
+                                       Credentials(pki, true));
     auto status = server::testing::CheckHealth(channel, "");
     if (status.ok() &&
         *status == certplane::testing::v1::WireHealthCheckResponse::SERVING) {
@@ -86,7 +108,14 @@ LocalPlatform::LocalPlatform(const PlatformBinaries& binaries,
       options_(std::move(options)),
       dir_(FreshTestDir("platform")) {
   const db::Dialect d = options_.dialect;
-  WriteFile(dir_ / "vault.policy", kVaultPolicy);
+  if (options_.mtls) {
+    admin::BootstrapOptions bootstrap;
+    bootstrap.dir = (dir_ / "pki").string();
+    REQUIRE(admin::Bootstrap(bootstrap).ok());
+    pki_ = dir_ / "pki";
+  }
+  WriteFile(dir_ / "vault.policy",
+            options_.mtls ? kMtlsVaultPolicy : kVaultPolicy);
   vault_port_ = FreeLoopbackPort();
   processes_.push_back(
       Start("vault", binaries_.vault,
@@ -96,18 +125,19 @@ LocalPlatform::LocalPlatform(const PlatformBinaries& binaries,
              absl::StrCat("--policy_file=", (dir_ / "vault.policy").string())},
             vault_port_));
   inventory_port_ = FreeLoopbackPort();
-  processes_.push_back(
-      Start("inventory", binaries_.inventory,
-            {absl::StrCat("--database_url=", FreshDatabaseUrl(d)),
-             absl::StrCat("--vault_address=127.0.0.1:", vault_port_),
-             "--allow_development_identity"},
-            inventory_port_));
+  processes_.push_back(Start(
+      "inventory", binaries_.inventory,
+      {absl::StrCat("--database_url=", FreshDatabaseUrl(d)),
+       absl::StrCat("--vault_address=127.0.0.1:", vault_port_),
+       options_.mtls ? "--vault_timeout=10s" : "--allow_development_identity"},
+      inventory_port_));
   std::vector<std::string> issuance_flags = {
       absl::StrCat("--database_url=", FreshDatabaseUrl(d)),
       absl::StrCat("--vault_address=127.0.0.1:", vault_port_),
       absl::StrCat("--inventory_address=127.0.0.1:", inventory_port_),
       absl::StrCat("--crl_listen_address=127.0.0.1:", FreeLoopbackPort()),
-      "--allow_development_identity"};
+      options_.mtls ? "--trusted_delegators=spiffe://certplane/gateway"
+                    : "--allow_development_identity"};
   if (!options_.issuance_config.empty()) {
     WriteFile(dir_ / "issuance.conf", options_.issuance_config);
     issuance_flags.push_back(
@@ -162,7 +192,21 @@ LocalPlatform::~LocalPlatform() {
 
 std::shared_ptr<grpc::Channel> LocalPlatform::gateway_channel() const {
   return grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_port_),
-                             grpc::InsecureChannelCredentials());
+                             Credentials(pki_, false));
+}
+
+std::vector<std::string> LocalPlatform::CliEnvironment(
+    const std::string& token) const {
+  std::vector<std::string> env = {
+      absl::StrCat("CERTPLANE_SERVER=127.0.0.1:", gateway_port_),
+      "CERTPLANE_CONFIG=/nonexistent", absl::StrCat("CERTPLANE_TOKEN=", token)};
+  if (pki_.empty()) {
+    env.push_back("CERTPLANE_INSECURE=1");
+  } else {
+    env.push_back(
+        absl::StrCat("CERTPLANE_CA_FILE=", (pki_ / "ca.pem").string()));
+  }
+  return env;
 }
 
 std::unique_ptr<server::testing::ChildProcess> LocalPlatform::Start(
@@ -170,11 +214,20 @@ std::unique_ptr<server::testing::ChildProcess> LocalPlatform::Start(
     std::vector<std::string> flags, int port) {
   flags.push_back(absl::StrCat("--listen_address=127.0.0.1:", port));
   flags.push_back("--metrics_address=");
-  flags.push_back("--insecure_plaintext_for_development");
+  if (pki_.empty()) {
+    flags.push_back("--insecure_plaintext_for_development");
+  } else {
+    flags.push_back(
+        absl::StrCat("--tls_cert_file=", (pki_ / (name + ".pem")).string()));
+    flags.push_back(
+        absl::StrCat("--tls_key_file=", (pki_ / (name + ".key")).string()));
+    flags.push_back(
+        absl::StrCat("--tls_client_ca_file=", (pki_ / "ca.pem").string()));
+  }
   flags.push_back("--log_level=warning");
   auto child =
       ValueOrDie(server::testing::ChildProcess::Start(program, flags, {}));
-  WaitHealthy(name, port);
+  WaitHealthy(name, port, pki_);
   return child;
 }
 

@@ -41,6 +41,10 @@ struct LocalPlatformOptions {
   // upload issuer, one approval per order).
   std::string issuance_config;
   std::vector<std::string> gateway_flags;
+  // Service identities from `certplane-admin bootstrap` and mTLS between
+  // every process (TLS at the gateway's front), as `make run` runs it;
+  // otherwise plaintext development mode.
+  bool mtls = false;
 };
 
 // Runs `argv` (argv[0] a path) to completion with `env` added; its exit
@@ -65,6 +69,9 @@ class LocalPlatform {
   // The gateway's HTTP/JSON front.
   int http_port() const { return http_port_; }
   std::shared_ptr<grpc::Channel> gateway_channel() const;
+  // The environment for the certplane CLI to reach this gateway as the
+  // holder of `token`.
+  std::vector<std::string> CliEnvironment(const std::string& token) const;
   // The admin token the gateway's bootstrap wrote.
   const std::string& admin_token() const { return admin_token_; }
   const std::string& gateway_database_url() const { return gateway_db_; }
@@ -82,6 +89,7 @@ class LocalPlatform {
   PlatformBinaries binaries_;
   LocalPlatformOptions options_;
   std::filesystem::path dir_;
+  std::filesystem::path pki_;  // Empty: plaintext.
   std::string gateway_db_;
   int vault_port_ = 0;
   int inventory_port_ = 0;

@@ -1,4 +1,5 @@
-// End to end through the gateway on PostgreSQL, as a user would type it:
+// End to end through the gateway on PostgreSQL, with every service on mTLS
+// from `certplane-admin bootstrap` identities, as a user would type it:
 // the certplane CLI, then the same flow over HTTP/JSON with curl, with
 // openssl checking what comes out.
 #include <sys/stat.h>
@@ -41,10 +42,7 @@ constexpr char kPassword[] = "correct horse battery staple";
 class User {
  public:
   User(const testing::LocalPlatform& platform, std::string token)
-      : env_({absl::StrCat("CERTPLANE_SERVER=127.0.0.1:",
-                           platform.gateway_port()),
-              "CERTPLANE_INSECURE=1", "CERTPLANE_CONFIG=/nonexistent",
-              absl::StrCat("CERTPLANE_TOKEN=", token)}) {}
+      : env_(platform.CliEnvironment(token)) {}
 
   // `certplane <args>`; the exit code must be `expect`.
   std::string Run(const std::vector<std::string>& args, int expect = 0) const {
@@ -180,7 +178,8 @@ std::string Id(absl::string_view name) {
 TEST_CASE("ACertificateLivesItsLifeThroughTheCliAndTheHttpApi") {
   testing::LocalPlatform platform(
       kBinaries, {.dialect = db::Dialect::kPostgres,
-                  .gateway_flags = {"--checkpoint_interval=200ms"}});
+                  .gateway_flags = {"--checkpoint_interval=200ms"},
+                  .mtls = true});
   std::filesystem::path dir = testing::FreshTestDir("e2e");
   User admin(platform, platform.admin_token());
   auto token = [&](const std::string& who, const std::string& roles) {
