@@ -6,6 +6,10 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# Paths relative to the checkout in the compiler cache, so that another
+# clone (the make-run test's) reuses what this one compiled.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 
 .PHONY: all deps configure build test test-main test-boringssl test-fuzz run format clean
 
@@ -26,8 +30,13 @@ build: configure
 test: deps
 	@scripts/run-tests.sh
 
-run: build
-	@scripts/run.sh
+# The platform's binaries only (not the tests and benchmarks), then start it.
+# DB=postgresql://... uses PostgreSQL instead of the SQLite default.
+PLATFORM_TARGETS = certplane_vault certplane_inventory certplane_issuance \
+	certplane_gateway certplane_command certplane_admin
+run: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target $(PLATFORM_TARGETS)
+	@BUILD=$(BUILD) DB="$(DB)" scripts/run.sh
 
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -61,6 +61,17 @@ std::string Cell(const Value* v) {
     case Value::kStructValue: {
       // Maps (tags) as k=v; other objects by their "value" or "display".
       const auto& fields = v->struct_value().fields();
+      // A distinguished name without its display form: TYPE=value,...
+      auto attributes = fields.find("attributes");
+      if (attributes != fields.end() && fields.count("display") == 0 &&
+          attributes->second.kind_case() == Value::kListValue) {
+        std::vector<std::string> parts;
+        for (const Value& a : attributes->second.list_value().values()) {
+          parts.push_back(
+              absl::StrCat(Cell(Find(a, "type")), "=", Cell(Find(a, "value"))));
+        }
+        return absl::StrJoin(parts, ",");
+      }
       for (const char* key : {"display", "value", "name"}) {
         auto it = fields.find(key);
         if (it != fields.end()) return Cell(&it->second);
