@@ -6,12 +6,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -118,6 +122,35 @@ double CpuSecondsOfProcessesNamed(absl::string_view comm) {
     if (double seconds = ProcessCpuSeconds(pid); seconds > 0) total += seconds;
   }
   return total;
+}
+
+LoopResult RunClosedLoop(int total, int clients,
+                         const std::function<bool(int client, int n)>& call) {
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  std::atomic<int> next{0};
+  std::mutex mu;
+  LoopResult result;
+  const Clock::time_point start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      std::vector<double> mine;
+      for (int n = next++; n < total; n = next++) {
+        const Clock::time_point t0 = Clock::now();
+        if (!call(c, n)) Die("call", absl::InternalError("a request failed"));
+        mine.push_back(seconds_since(t0) * 1000);
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      result.latencies_ms.insert(result.latencies_ms.end(), mine.begin(),
+                                 mine.end());
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  result.seconds = seconds_since(start);
+  return result;
 }
 
 }  // namespace certplane::bench

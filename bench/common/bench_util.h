@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +51,18 @@ double ProcessCpuSeconds(pid_t pid);
 // The summed CPU seconds of every live process whose name (/proc/PID/comm)
 // is `comm`, such as all PostgreSQL backends ("postgres").
 double CpuSecondsOfProcessesNamed(absl::string_view comm);
+
+// Latencies of a closed-loop run and how long it took.
+struct LoopResult {
+  double seconds = 0;
+  std::vector<double> latencies_ms;
+};
+
+// Runs `call(client, n)` for n = 0 .. total-1 from `clients` threads, each
+// taking the next n when its previous call returns; a call that returns
+// false stops the benchmark (Die).
+LoopResult RunClosedLoop(int total, int clients,
+                         const std::function<bool(int client, int n)>& call);
 
 }  // namespace certplane::bench
 

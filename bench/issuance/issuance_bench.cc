@@ -62,7 +62,6 @@ namespace {
 using bench::CheckOk;
 using bench::Die;
 using bench::ValueOrDie;
-using Clock = std::chrono::steady_clock;
 using server::testing::ChildProcess;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -130,41 +129,16 @@ void WriteFile(const std::filesystem::path& path, absl::string_view data) {
   if (!out) Die("write", absl::InternalError(path.string()));
 }
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-struct Result {
-  double seconds = 0;
-  std::vector<double> latencies_ms;
+struct Result : bench::LoopResult {
   // CPU milliseconds per certificate, by process ("vault", "postgres", ...).
   std::vector<std::pair<std::string, double>> cpu_ms_per_cert;
 };
 
-// Runs `call` `total` times from `clients` threads; `call` returns false on
-// failure (which stops the benchmark).
 Result RunClosedLoop(int total, int clients,
                      const std::function<bool(int client, int n)>& call) {
-  std::atomic<int> next{0};
-  std::mutex mu;
   Result result;
-  const Clock::time_point start = Clock::now();
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      std::vector<double> mine;
-      for (int n = next++; n < total; n = next++) {
-        const Clock::time_point t0 = Clock::now();
-        if (!call(c, n)) Die("call", absl::InternalError("a request failed"));
-        mine.push_back(SecondsSince(t0) * 1000);
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      result.latencies_ms.insert(result.latencies_ms.end(), mine.begin(),
-                                 mine.end());
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  result.seconds = SecondsSince(start);
+  static_cast<bench::LoopResult&>(result) =
+      bench::RunClosedLoop(total, clients, call);
   return result;
 }
 

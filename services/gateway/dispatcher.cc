@@ -191,6 +191,8 @@ void Call::Run() {
     return Fail(s);
   }
   if (changed) in_.request = ToBuffer(request->SerializeAsString());
+  // A change of owner (or a deletion) through this gateway is seen at once.
+  if (rule->audited && !resource_.empty()) d_.ForgetOwner(resource_);
   audited_ = rule->audited;
   if (audited_) {
     if (absl::Status s =
@@ -368,6 +370,38 @@ absl::Status Dispatcher::CheckRateLimit(const std::string& principal) {
 
 absl::StatusOr<std::string> Dispatcher::LookupOwner(ScopeKind kind,
                                                     absl::string_view name) {
+  // The owning resource ("certificates/x" for "certificates/x/versions/2").
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+  const std::string key = parts.size() >= 2
+                              ? absl::StrCat(parts[0], "/", parts[1])
+                              : std::string(name);
+  const absl::Time now = absl::Now();
+  if (options_.owner_cache_ttl > absl::ZeroDuration()) {
+    absl::MutexLock lock(&owners_mu_);
+    auto it = owners_.find(key);
+    if (it != owners_.end() &&
+        now - it->second.fetched < options_.owner_cache_ttl) {
+      return it->second.owner;
+    }
+  }
+  absl::StatusOr<std::string> owner = FetchOwner(kind, name);
+  if (owner.ok() && options_.owner_cache_ttl > absl::ZeroDuration()) {
+    absl::MutexLock lock(&owners_mu_);
+    if (owners_.size() > 100000) owners_.clear();
+    owners_[key] = CachedOwner{*owner, now};
+  }
+  return owner;
+}
+
+void Dispatcher::ForgetOwner(absl::string_view name) {
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+  if (parts.size() < 2) return;
+  absl::MutexLock lock(&owners_mu_);
+  owners_.erase(absl::StrCat(parts[0], "/", parts[1]));
+}
+
+absl::StatusOr<std::string> Dispatcher::FetchOwner(ScopeKind kind,
+                                                   absl::string_view name) {
   auto context = [this] {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(

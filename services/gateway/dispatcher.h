@@ -102,6 +102,10 @@ struct DispatcherOptions {
   absl::Duration default_timeout = absl::Seconds(60);
   absl::Duration lookup_timeout = absl::Seconds(10);
   int worker_threads = 8;
+  // How long a looked-up owner of a certificate, order or key is reused.
+  // Ownership changes made through this gateway take effect at once; others
+  // (another replica, a service) within this time. Zero: no cache.
+  absl::Duration owner_cache_ttl = absl::Seconds(5);
   // Per principal; 0: no limit.
   double rate_limit_per_second = 0;
   double rate_limit_burst = 0;
@@ -152,6 +156,9 @@ class Dispatcher {
 
   absl::StatusOr<std::string> LookupOwner(ScopeKind kind,
                                           absl::string_view name);
+  absl::StatusOr<std::string> FetchOwner(ScopeKind kind,
+                                         absl::string_view name);
+  void ForgetOwner(absl::string_view name);
   absl::Status CheckRateLimit(const std::string& principal);
   void WorkerLoop();
 
@@ -165,6 +172,14 @@ class Dispatcher {
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::vector<std::thread> workers_;
+
+  struct CachedOwner {
+    std::string owner;
+    absl::Time fetched;
+  };
+  absl::Mutex owners_mu_;
+  absl::flat_hash_map<std::string, CachedOwner> owners_
+      ABSL_GUARDED_BY(owners_mu_);
 
   struct Bucket {
     double tokens = 0;

@@ -78,6 +78,9 @@ ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5),
           "How long a token lookup is reused (revocations in other replicas "
           "take at most this long)");
 ABSL_FLAG(int, worker_threads, 8, "Threads that authorize and audit calls");
+ABSL_FLAG(absl::Duration, owner_cache_ttl, absl::Seconds(5),
+          "How long a looked-up resource owner is reused for authorization "
+          "(changes made through this gateway apply at once)");
 ABSL_FLAG(double, rate_limit_per_second, 0,
           "Calls per second per principal; 0: no limit");
 ABSL_FLAG(double, rate_limit_burst, 50, "Burst above the rate limit");
@@ -189,6 +192,7 @@ absl::Status Run() {
       dispatcher_options.worker_threads > 256) {
     return absl::InvalidArgumentError("--worker_threads must be 1-256");
   }
+  dispatcher_options.owner_cache_ttl = absl::GetFlag(FLAGS_owner_cache_ttl);
   dispatcher_options.rate_limit_per_second =
       absl::GetFlag(FLAGS_rate_limit_per_second);
   dispatcher_options.rate_limit_burst = absl::GetFlag(FLAGS_rate_limit_burst);

@@ -1,0 +1,235 @@
+// gateway_bench: the cost of the gateway. The same RPC
+// (InventoryService/GetCertificate of one certificate) is called directly on
+// the inventory and through the gateway, in one run, by the same closed-loop
+// clients, and the QPS, p50/p99 latency and ratio are printed.
+//
+//   build/bench/gateway/gateway_bench [--calls=20000] [--clients=8]
+//
+// The services are the real binaries (vault, inventory, gateway) in
+// plaintext development mode on SQLite files in a temporary folder. Through
+// the gateway the call is made twice: as a global admin (authentication from
+// the token cache, the rule checked, the bytes forwarded) and as a viewer of
+// the owning team (which adds the owner lookup, one more inventory call).
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "bench/common/bench_util.h"
+#include "certplane/gateway/v1/gateway.grpc.pb.h"
+#include "certplane/inventory/v1/inventory.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "libs/crypto/testing/test_pki.h"
+#include "libs/server/testing/test_client.h"
+
+namespace certplane {
+namespace {
+
+using bench::Die;
+using bench::ValueOrDie;
+using server::testing::ChildProcess;
+namespace inv = ::certplane::inventory::v1;
+namespace gw = ::certplane::gateway::v1;
+
+struct Flags {
+  int calls = 20000;
+  int clients = 8;
+};
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    int* target = nullptr;
+    if (absl::ConsumePrefix(&arg, "--calls=")) target = &flags.calls;
+    if (absl::ConsumePrefix(&arg, "--clients=")) target = &flags.clients;
+    if (target == nullptr || !absl::SimpleAtoi(arg, target) || *target <= 0) {
+      Die("flags", absl::InvalidArgumentError(absl::StrCat(
+                       "bad argument ", argv[i], " (--calls=N, --clients=N)")));
+    }
+  }
+  return flags;
+}
+
+std::unique_ptr<ChildProcess> Start(const std::string& path,
+                                    std::vector<std::string> flags, int port) {
+  flags.push_back(absl::StrCat("--listen_address=127.0.0.1:", port));
+  flags.push_back("--metrics_address=");
+  flags.push_back("--insecure_plaintext_for_development");
+  flags.push_back("--log_level=warning");
+  auto child = ValueOrDie(absl::StrCat("start ", path),
+                          ChildProcess::Start(path, flags, {}));
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < give_up) {
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                       grpc::InsecureChannelCredentials());
+    if (channel->WaitForConnected(
+            absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)))) {
+      return child;
+    }
+  }
+  Die("start", absl::UnavailableError(absl::StrCat(path, " did not start")));
+  return nullptr;
+}
+
+void Print(const char* side, int calls, const bench::LoopResult& r) {
+  std::printf(
+      "%-28s %7d calls in %6.2f s: %8.0f QPS, p50 %6.3f ms, p99 %6.3f ms\n",
+      side, calls, r.seconds, calls / r.seconds,
+      bench::Percentile(r.latencies_ms, 0.5),
+      bench::Percentile(r.latencies_ms, 0.99));
+  std::fflush(stdout);
+}
+
+int Main(int argc, char** argv) {
+  bench::SetProgram("gateway_bench");
+  const Flags flags = ParseFlags(argc, argv);
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    absl::StrCat("gateway-bench-", getpid());
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "vault.policy") << "certplane-gateway *\ninventory *\n";
+  }
+  const int vault_port = bench::FreePort();
+  auto vault =
+      Start(CERTPLANE_VAULT_PATH,
+            {absl::StrCat("--database_url=sqlite://", (dir / "v.db").string()),
+             absl::StrCat("--kek=file:", (dir / "kek").string()),
+             "--create_kek_file_if_missing",
+             absl::StrCat("--policy_file=", (dir / "vault.policy").string())},
+            vault_port);
+  const int inventory_port = bench::FreePort();
+  auto inventory =
+      Start(CERTPLANE_INVENTORY_PATH,
+            {absl::StrCat("--database_url=sqlite://", (dir / "i.db").string()),
+             absl::StrCat("--vault_address=127.0.0.1:", vault_port),
+             "--allow_development_identity"},
+            inventory_port);
+  const int gateway_port = bench::FreePort();
+  auto gateway = Start(
+      CERTPLANE_GATEWAY_PATH,
+      {absl::StrCat("--database_url=sqlite://", (dir / "g.db").string()),
+       absl::StrCat("--data_dir=", dir.string()), "--create_audit_key",
+       absl::StrCat("--bootstrap_admin_token_file=", (dir / "token").string()),
+       absl::StrCat("--vault_address=127.0.0.1:", vault_port),
+       absl::StrCat("--inventory_address=127.0.0.1:", inventory_port),
+       absl::StrCat("--issuance_address=127.0.0.1:", bench::FreePort()),
+       "--http_listen_address=", "--token_cache_ttl=60s"},
+      gateway_port);
+  std::string admin;
+  {
+    std::ifstream in(dir / "token");
+    std::stringstream text;
+    text << in.rdbuf();
+    admin = std::string(absl::StripAsciiWhitespace(text.str()));
+  }
+  auto direct_channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", inventory_port),
+                          grpc::InsecureChannelCredentials());
+  auto gateway_channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_port),
+                          grpc::InsecureChannelCredentials());
+
+  // One certificate, and a viewer of its team.
+  crypto::testing::TestCertOptions options;
+  options.common_name = "bench.example.com";
+  auto chain = ValueOrDie("chain", crypto::testing::MakeChain(options));
+  std::string name;
+  {
+    inv::ImportCertificatesRequest request;
+    request.set_owner("payments");
+    auto* file = request.add_files();
+    file->set_filename("bench.pem");
+    file->set_data(chain.leaf.cert.ToPem() + chain.intermediate.cert.ToPem());
+    inv::ImportCertificatesResponse response;
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + admin);
+    bench::CheckOk("import",
+                   inv::InventoryService::NewStub(gateway_channel)
+                       ->ImportCertificates(&context, request, &response));
+    for (const auto& c : response.files(0).certificates()) {
+      if (absl::StartsWith(c.certificate(), "certificates/")) {
+        name = c.certificate();
+      }
+    }
+  }
+  if (name.empty()) {
+    Die("import", absl::InternalError("no certificate was imported"));
+  }
+  std::string viewer;
+  {
+    gw::CreateTokenRequest request;
+    request.set_principal("user:vera");
+    auto* role = request.add_roles();
+    role->set_role("viewer");
+    role->set_team("payments");
+    gw::CreateTokenResponse response;
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + admin);
+    bench::CheckOk("token", gw::GatewayService::NewStub(gateway_channel)
+                                ->CreateToken(&context, request, &response));
+    viewer = response.secret();
+  }
+
+  std::printf("gateway_bench: GetCertificate, %d calls per side, %d clients\n",
+              flags.calls, flags.clients);
+  inv::GetCertificateRequest request;
+  request.set_name(name);
+  auto run = [&](const std::shared_ptr<grpc::Channel>& channel,
+                 const std::string& token) {
+    std::vector<std::unique_ptr<inv::InventoryService::Stub>> stubs;
+    for (int c = 0; c < flags.clients; ++c) {
+      stubs.push_back(inv::InventoryService::NewStub(channel));
+    }
+    auto call = [&](int c, int) {
+      grpc::ClientContext context;
+      if (token.empty()) {
+        context.AddMetadata("x-certplane-dev-identity", "bench");
+      } else {
+        context.AddMetadata("authorization", "Bearer " + token);
+      }
+      inv::ManagedCertificate response;
+      grpc::Status s = stubs[c]->GetCertificate(&context, request, &response);
+      if (!s.ok()) {
+        std::fprintf(stderr, "GetCertificate %s: %s\n", name.c_str(),
+                     s.error_message().c_str());
+      }
+      return s.ok();
+    };
+    bench::RunClosedLoop(std::min(2000, flags.calls), flags.clients,
+                         call);  // Warm-up.
+    return bench::RunClosedLoop(flags.calls, flags.clients, call);
+  };
+  bench::LoopResult direct = run(direct_channel, "");
+  Print("direct to the inventory", flags.calls, direct);
+  bench::LoopResult through = run(gateway_channel, admin);
+  Print("through the gateway (admin)", flags.calls, through);
+  bench::LoopResult team = run(gateway_channel, viewer);
+  Print("through the gateway (team)", flags.calls, team);
+  std::printf("ratio gateway/direct: %.2f (admin), %.2f (team viewer) QPS\n",
+              direct.seconds / through.seconds, direct.seconds / team.seconds);
+  std::printf("gateway peak RSS: %ld KiB\n",
+              bench::ProcStatusKb(gateway->pid(), "VmHWM"));
+  for (auto* p : {gateway.get(), inventory.get(), vault.get()}) {
+    (void)p->Signal(SIGTERM);
+    (void)p->WaitForExit(absl::Seconds(30));
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace certplane
+
+int main(int argc, char** argv) { return certplane::Main(argc, argv); }
