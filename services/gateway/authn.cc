@@ -1,5 +1,6 @@
 #include "services/gateway/authn.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -40,7 +41,17 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
       return Unauthenticated("authorization header is not a bearer token");
     }
     if (absl::StartsWith(value, kTokenPrefix)) return FromToken(value);
-    return Unauthenticated("bearer value is not a certplane API token");
+    if (options_.oidc != nullptr &&
+        std::count(value.begin(), value.end(), '.') == 2) {
+      absl::StatusOr<OidcIdentity> identity = options_.oidc->Verify(value);
+      if (!identity.ok()) return Unauthenticated(identity.status().message());
+      Principal p;
+      p.caller.identity = identity->user;
+      p.caller.roles = std::move(identity->roles);
+      p.authenticated_by = "oidc";
+      return p;
+    }
+    return Unauthenticated("bearer value is not a certplane API token or JWT");
   }
   for (const std::string& identity : peer_identities) {
     auto it = options_.service_roles.find(identity);

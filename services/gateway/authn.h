@@ -5,8 +5,8 @@
 //                                    refused when revoked or expired
 //   mTLS client certificate          a service: its identity (SAN or CN)
 //                                    must be in `service_roles`
-// (OIDC JWTs are accepted through the same header once configured; see
-// docs/security.md.)
+//   "authorization: Bearer <JWT>"    an OIDC token, when an OidcVerifier is
+//                                    configured (oidc.h)
 //
 // Every failure is UNAUTHENTICATED "missing or invalid credentials": the
 // caller learns nothing about which tokens or identities exist. The reason
@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "libs/server/caller.h"
 #include "services/gateway/gateway_store.h"
+#include "services/gateway/oidc.h"
 
 namespace certplane::gateway {
 
@@ -36,7 +37,7 @@ inline constexpr char kUnauthenticatedMessage[] =
 
 struct Principal {
   server::Caller caller;         // identity: "user:alice", "service:...".
-  std::string authenticated_by;  // "token", "mtls".
+  std::string authenticated_by;  // "token", "oidc", "mtls".
   std::string token_id;          // For "token".
 };
 
@@ -45,6 +46,8 @@ struct AuthenticatorOptions {
   absl::flat_hash_map<std::string, std::vector<server::RoleGrant>>
       service_roles;
   absl::Duration token_cache_ttl = absl::Seconds(5);
+  // OIDC bearer JWTs; null: refused. Not owned.
+  OidcVerifier* oidc = nullptr;
 };
 
 class Authenticator {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -33,6 +34,7 @@
 #include "grpcpp/support/stub_options.h"
 #include "libs/audit/audit_log.h"
 #include "libs/audit/merkle.h"
+#include "libs/crypto/jwk.h"
 #include "libs/crypto/testing/test_pki.h"
 #include "libs/db/database.h"
 #include "libs/status/grpc_status.h"
@@ -834,6 +836,129 @@ TEST_CASE("TheHttpFrontServesTheWebUiAndNothingOutsideIt") {
   auto escape = Curl(port, "/../../etc/passwd", "", "", {"--path-as-is"});
   CHECK(LastLine(escape.out) == "400");
   CHECK_FALSE(absl::StrContains(escape.out, "root:"));
+}
+
+}  // namespace
+}  // namespace certplane::gateway
+
+namespace certplane::gateway {
+namespace {
+
+std::string B64(absl::string_view bytes) {
+  return absl::WebSafeBase64Escape(bytes);
+}
+
+struct Idp {
+  crypto::PrivateKey rsa =
+      ValueOrDie(crypto::PrivateKey::Generate(crypto::KeyType::kRsa2048));
+  crypto::PrivateKey ec =
+      ValueOrDie(crypto::PrivateKey::Generate(crypto::KeyType::kEcdsaP256));
+
+  std::string Jwks() const {
+    crypto::JwkParams r = ValueOrDie(crypto::JwkOfPublicKey(rsa.public_key()));
+    crypto::JwkParams e = ValueOrDie(crypto::JwkOfPublicKey(ec.public_key()));
+    return absl::StrCat(
+        R"({"keys":[{"kty":"RSA","kid":"r1","use":"sig","alg":"RS256","n":")",
+        B64(r.n), R"(","e":")", B64(r.e),
+        R"("},{"kty":"EC","kid":"e1","crv":"P-256","x":")", B64(e.x),
+        R"(","y":")", B64(e.y), R"("}]})");
+  }
+
+  // A JWT with `claims` (a JSON object's members) signed with alg.
+  std::string Token(const std::string& alg, const std::string& kid,
+                    const std::string& claims) const {
+    std::string header = absl::StrCat(R"({"alg":")", alg, R"(","kid":")", kid,
+                                      R"(","typ":"JWT"})");
+    std::string input = B64(header) + "." + B64("{" + claims + "}");
+    std::string sig;
+    if (alg == "RS256") {
+      sig = ValueOrDie(rsa.Sign(input, "sha256"));
+    } else if (alg == "ES256") {
+      sig = ValueOrDie(
+          crypto::EcdsaDerToRaw(ValueOrDie(ec.Sign(input, "sha256")), 32));
+    }
+    return input + "." + B64(sig);
+  }
+};
+
+std::string Claims(const std::string& extra = "", int exp_in = 600) {
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  return absl::StrCat(
+      R"("iss":"https://idp.example.com","aud":["certplane","x"],)",
+      R"("email":"alice@example.com","groups":["pay-approvers","other"],)",
+      R"("iat":)", now, R"(,"exp":)", now + exp_in, extra);
+}
+
+TEST_CASE("OidcTokensAuthenticateWithTheRolesOfTheirGroups") {
+  Idp idp;
+  std::filesystem::path dir = testing::FreshTestDir("oidc");
+  { std::ofstream(dir / "jwks.json") << idp.Jwks(); }
+  std::vector<std::string> flags = kGatewayFlags;
+  flags.insert(
+      flags.end(),
+      {"--oidc_issuer=https://idp.example.com", "--oidc_audience=certplane",
+       absl::StrCat("--oidc_jwks_file=", (dir / "jwks.json").string()),
+       "--oidc_group_roles=pay-approvers=approver:payments,viewer:payments"});
+  testing::LocalPlatform platform(
+      kBinaries, {.dialect = db::Dialect::kSqlite, .gateway_flags = flags});
+  auto channel = platform.gateway_channel();
+  v1::WhoAmIRequest who;
+  for (const std::string& alg : {"RS256", "ES256"}) {
+    INFO(alg);
+    std::string jwt = idp.Token(alg, alg == "RS256" ? "r1" : "e1", Claims());
+    auto me = CallOk<v1::Principal>(
+        channel, Method("gateway.v1.GatewayService", "WhoAmI"), who, jwt);
+    CHECK(me.name() == "user:alice@example.com");
+    CHECK(me.authenticated_by() == "oidc");
+    CHECK(me.roles_size() == 2);
+  }
+  // The group's roles apply: viewing is allowed, requesting is not.
+  const std::string jwt = idp.Token("ES256", "e1", Claims());
+  inv::ListCertificatesRequest list;
+  CHECK_THAT(
+      CallRaw(channel,
+              Method("inventory.v1.InventoryService", "ListCertificates"), list,
+              jwt),
+      IsOk());
+  CHECK_THAT(
+      CallRaw(channel, Method("issuance.v1.IssuanceService", "CreateOrder"),
+              OrderFor("x.example.com", "payments"), jwt),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+
+  // Every bad token gets the same answer.
+  std::string good = idp.Token("RS256", "r1", Claims());
+  std::string tampered = good;
+  tampered[good.find('.') + 5] ^= 1;
+  std::string none_alg = B64(R"({"alg":"none","typ":"JWT"})") + "." +
+                         B64("{" + Claims() + "}") + ".";
+  for (const auto& [what, token] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"expired", idp.Token("RS256", "r1", Claims("", -3600))},
+           {"wrong audience",
+            idp.Token("RS256", "r1",
+                      absl::StrReplaceAll(Claims(), {{"\"certplane\",", ""}}))},
+           {"wrong issuer",
+            idp.Token("RS256", "r1",
+                      absl::StrReplaceAll(
+                          Claims(), {{"idp.example.com", "evil.example"}}))},
+           {"unknown kid", idp.Token("RS256", "r9", Claims())},
+           {"alg none", none_alg},
+           {"HS256", idp.Token("HS256", "r1", Claims())},
+           {"RS256 signature with the EC kid",
+            idp.Token("RS256", "e1", Claims())},
+           {"tampered", tampered},
+           {"not yet valid",
+            idp.Token(
+                "RS256", "r1",
+                Claims(absl::StrCat(",\"nbf\":",
+                                    absl::ToUnixSeconds(absl::Now()) + 3600)))},
+           {"garbage", "a.b.c"}}) {
+    INFO(what);
+    CHECK_THAT(CallRaw(channel, Method("gateway.v1.GatewayService", "WhoAmI"),
+                       who, token),
+               StatusIs(absl::StatusCode::kUnauthenticated,
+                        "missing or invalid credentials"));
+  }
 }
 
 }  // namespace

@@ -10,6 +10,9 @@
 //   --create_audit_key    make the audit key if it is missing (first start)
 //   --bootstrap_admin_token_file  on a gateway with no tokens, write a new
 //                         admin token here (0600)
+//   --oidc_issuer, --oidc_audience, --oidc_jwks_file | --oidc_jwks_url,
+//   --oidc_user_claim, --oidc_groups_claim, --oidc_group_roles
+//                         OIDC bearer JWTs (oidc.h)
 //   --service_roles       mTLS identities of services and their roles:
 //                         "spiffe://certplane/ci=requester:*;id2=viewer:*"
 //   --http_listen_address the HTTP/JSON front (http_front.h); empty: none
@@ -49,6 +52,7 @@
 #include "services/gateway/grpc_front.h"
 #include "services/gateway/http_front.h"
 #include "services/gateway/migrations.h"
+#include "services/gateway/oidc.h"
 
 ABSL_FLAG(std::string, data_dir, ".data",
           "Folder of the default SQLite database and audit key");
@@ -72,6 +76,18 @@ ABSL_FLAG(std::string, http_listen_address, "127.0.0.1:8080",
           "HTTP/JSON front and web UI, host:port; empty: none");
 ABSL_FLAG(std::string, web_root, "",
           "The web UI's build folder (static files); empty: none");
+ABSL_FLAG(std::string, oidc_issuer, "",
+          "OIDC: the issuer (\"iss\") of accepted bearer JWTs; empty: no OIDC");
+ABSL_FLAG(std::string, oidc_audience, "", "OIDC: the required audience");
+ABSL_FLAG(std::string, oidc_jwks_file, "", "OIDC: the issuer's JWKS as a file");
+ABSL_FLAG(std::string, oidc_jwks_url, "",
+          "OIDC: the issuer's JWKS over plain HTTP (in-cluster)");
+ABSL_FLAG(std::string, oidc_user_claim, "email",
+          "OIDC: the claim naming the user (falls back to sub)");
+ABSL_FLAG(std::string, oidc_groups_claim, "groups",
+          "OIDC: the claim listing the user's groups");
+ABSL_FLAG(std::string, oidc_group_roles, "",
+          "OIDC: roles of groups, \"group=role:team,...;group2=...\"");
 ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(5),
           "How often the audit log's head is signed when it grew");
 ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5),
@@ -163,6 +179,22 @@ absl::Status Run() {
       authn_options.service_roles,
       ParseServiceRoles(absl::GetFlag(FLAGS_service_roles)));
   authn_options.token_cache_ttl = absl::GetFlag(FLAGS_token_cache_ttl);
+  std::unique_ptr<gateway::OidcVerifier> oidc;
+  if (!absl::GetFlag(FLAGS_oidc_issuer).empty()) {
+    gateway::OidcOptions oidc_options;
+    oidc_options.issuer = absl::GetFlag(FLAGS_oidc_issuer);
+    oidc_options.audience = absl::GetFlag(FLAGS_oidc_audience);
+    oidc_options.jwks_file = absl::GetFlag(FLAGS_oidc_jwks_file);
+    oidc_options.jwks_url = absl::GetFlag(FLAGS_oidc_jwks_url);
+    oidc_options.user_claim = absl::GetFlag(FLAGS_oidc_user_claim);
+    oidc_options.groups_claim = absl::GetFlag(FLAGS_oidc_groups_claim);
+    CERTPLANE_ASSIGN_OR_RETURN(
+        oidc_options.group_roles,
+        gateway::ParseGroupRoles(absl::GetFlag(FLAGS_oidc_group_roles)));
+    CERTPLANE_ASSIGN_OR_RETURN(
+        oidc, gateway::OidcVerifier::Create(std::move(oidc_options), clock));
+    authn_options.oidc = oidc.get();
+  }
   gateway::Authenticator authenticator(*store, authn_options, clock);
 
   const server::ClientOptions client_options =
