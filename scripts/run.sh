@@ -134,6 +134,7 @@ start vault "$VAULT_PORT" "$BIN/vault/certplane-vault" \
 start inventory "$INVENTORY_PORT" "$BIN/inventory/certplane-inventory" \
   --database_url="$(db_url inventory)" --data_dir="$DATA" \
   --vault_address="127.0.0.1:$VAULT_PORT" \
+  --trusted_delegators=spiffe://certplane/gateway \
   --listen_address="127.0.0.1:$INVENTORY_PORT" \
   --metrics_address="127.0.0.1:$((METRICS + 3))" $(tls inventory)
 start issuance "$ISSUANCE_PORT" "$BIN/issuance/certplane-issuance" \

@@ -21,6 +21,7 @@
 #include "libs/crypto/key.h"
 #include "libs/crypto/secret_bytes.h"
 #include "libs/crypto_proto/crypto_proto.h"
+#include "libs/server/caller.h"
 #include "libs/server/client.h"
 #include "libs/server/peer_identity.h"
 #include "libs/status/grpc_status.h"
@@ -468,29 +469,16 @@ void InventoryService::NotifyChange() {
 
 absl::StatusOr<std::string> InventoryService::Actor(
     const grpc::ServerContext& context) const {
-  const auto& metadata = context.client_metadata();
-  auto header = metadata.find(kDevelopmentIdentityHeader);
-  const bool has_header = header != metadata.end();
-  if (has_header && !options_.allow_development_identity) {
-    return absl::UnauthenticatedError(
-        "x-certplane-dev-identity is accepted only by development servers "
-        "(--allow_development_identity); authenticate with a client "
-        "certificate");
-  }
-  std::string peer = server::PeerIdentity(context);
-  if (!peer.empty()) return peer;
-  if (has_header) {
-    absl::string_view value(header->second.data(), header->second.size());
-    if (value.empty() || value.size() > 256 || !IsPrintableAscii(value)) {
-      return absl::UnauthenticatedError(
-          "x-certplane-dev-identity must be 1-256 printable ASCII "
-          "characters");
-    }
-    return std::string(value);
-  }
-  return absl::UnauthenticatedError(
-      "no caller identity: present a client certificate (or, on a "
-      "development server, the x-certplane-dev-identity header)");
+  // The mTLS peer, the person a trusted delegator (the gateway) acts for, or
+  // on a development server the x-certplane-dev-identity header.
+  server::CallerOptions caller_options;
+  caller_options.allow_development_identity =
+      options_.allow_development_identity;
+  caller_options.trusted_delegators = options_.trusted_delegators;
+  absl::StatusOr<server::Caller> caller =
+      server::IdentifyCaller(context, caller_options);
+  if (!caller.ok()) return caller.status();
+  return caller->identity;
 }
 
 // ---------------------------------------------------------------------------

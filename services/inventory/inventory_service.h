@@ -51,6 +51,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -70,6 +71,9 @@ struct InventoryServiceOptions {
   // Accept the x-certplane-dev-identity header as the caller's identity
   // (plaintext development servers only).
   bool allow_development_identity = false;
+  // mTLS identities (the gateway) whose x-certplane-user header names the
+  // person they act for: recorded as the actor of that person's changes.
+  absl::flat_hash_set<std::string> trusted_delegators;
   // Sent as x-certplane-dev-identity on calls to the vault, for a vault
   // reached over a plaintext development channel. Empty: none (mTLS: the
   // channel's client certificate is the identity).

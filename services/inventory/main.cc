@@ -10,6 +10,8 @@
 //   --vault_development_identity  identity sent to a plaintext development
 //                                 vault (x-certplane-dev-identity)
 //   --vault_timeout               deadline of each vault call
+//   --trusted_delegators          mTLS identities (the gateway) that act for
+//                                 users (x-certplane-user)
 //   --allow_development_identity  accept x-certplane-dev-identity from
 //                                 callers (needs
 //                                 --insecure_plaintext_for_development)
@@ -25,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -54,6 +57,10 @@ ABSL_FLAG(std::string, vault_development_identity, "inventory",
           "the vault in x-certplane-dev-identity");
 ABSL_FLAG(absl::Duration, vault_timeout, absl::Seconds(10),
           "Deadline of each call to the vault");
+ABSL_FLAG(std::string, trusted_delegators, "",
+          "Comma-separated mTLS identities that act for users "
+          "(x-certplane-user): the gateway; those users are recorded as "
+          "the actors of their changes");
 ABSL_FLAG(bool, allow_development_identity, false,
           "Accept the caller identity from the x-certplane-dev-identity "
           "header (needs --insecure_plaintext_for_development)");
@@ -76,6 +83,11 @@ absl::StatusOr<inventory::InventoryServiceOptions> ServiceOptions(
   inventory::InventoryServiceOptions options;
   options.allow_development_identity =
       absl::GetFlag(FLAGS_allow_development_identity);
+  for (absl::string_view d :
+       absl::StrSplit(absl::GetFlag(FLAGS_trusted_delegators), ',',
+                      absl::SkipWhitespace())) {
+    options.trusted_delegators.insert(std::string(d));
+  }
   if (options.allow_development_identity &&
       !server_options.insecure_plaintext_for_development) {
     return absl::InvalidArgumentError(

@@ -125,12 +125,13 @@ LocalPlatform::LocalPlatform(const PlatformBinaries& binaries,
              absl::StrCat("--policy_file=", (dir_ / "vault.policy").string())},
             vault_port_));
   inventory_port_ = FreeLoopbackPort();
-  processes_.push_back(Start(
-      "inventory", binaries_.inventory,
-      {absl::StrCat("--database_url=", FreshDatabaseUrl(d)),
-       absl::StrCat("--vault_address=127.0.0.1:", vault_port_),
-       options_.mtls ? "--vault_timeout=10s" : "--allow_development_identity"},
-      inventory_port_));
+  processes_.push_back(
+      Start("inventory", binaries_.inventory,
+            {absl::StrCat("--database_url=", FreshDatabaseUrl(d)),
+             absl::StrCat("--vault_address=127.0.0.1:", vault_port_),
+             options_.mtls ? "--trusted_delegators=spiffe://certplane/gateway"
+                           : "--allow_development_identity"},
+            inventory_port_));
   std::vector<std::string> issuance_flags = {
       absl::StrCat("--database_url=", FreshDatabaseUrl(d)),
       absl::StrCat("--vault_address=127.0.0.1:", vault_port_),

@@ -278,6 +278,12 @@ TEST_CASE("ACertificateLivesItsLifeThroughTheCliAndTheHttpApi") {
                        R"("password":")", kPassword, R"(","data":")",
                        absl::Base64Escape(Slurp(p12b)), R"("}]})")));
   CHECK(imported_http.imported_count() == 1);
+  // The inventory records the person behind the gateway as the actor.
+  CHECK(absl::StrContains(
+      curl(admin, platform.admin_token(),
+           "certplane.inventory.v1.InventoryService/WatchChanges",
+           R"({"noWait": true})"),
+      "\"actor\":\"user:rita2\""));
   iss::Order order2 = FromJson<iss::Order>(curl(
       rita, rita_token, "certplane.issuance.v1.IssuanceService/CreateOrder",
       R"({"subject":{"attributes":[{"type":"CN","value":"shop.pay.example.com"}]},
