@@ -97,8 +97,19 @@ stop_all() {
   done
   echo "certplane: stopped (data kept in $DATA)"
 }
-trap 'stop_all; exit 0' INT TERM
+# Signals only set a flag; the script notices it between steps and stops
+# everything from the main flow (stopping from inside a trap handler runs
+# into bash bugs).
+got_signal=0
+trap 'got_signal=1' INT TERM
 trap 'stop_all' EXIT
+stop_if_signalled() {
+  if [ "$got_signal" = 1 ]; then
+    stop_all
+    trap - EXIT
+    exit 0
+  fi
+}
 
 start() {
   local name=$1 port=$2
@@ -116,7 +127,18 @@ start() {
       --cert-file "$PKI/gateway.pem" --key-file "$PKI/gateway.key" \
       --timeout-seconds 90 2>>"$DATA/logs/$name.log" &
   health_pid=$!
-  if ! wait "$health_pid"; then
+  local health_status
+  while true; do
+    wait "$health_pid" 2>/dev/null && health_status=0 || health_status=$?
+    # Above 128 with the checker still running: a signal interrupted wait.
+    if [ "$health_status" -gt 128 ] && kill -0 "$health_pid" 2>/dev/null; then
+      stop_if_signalled
+      continue
+    fi
+    break
+  done
+  stop_if_signalled
+  if [ "$health_status" -ne 0 ]; then
     echo "make run: $name did not become healthy; the end of $DATA/logs/$name.log:" >&2
     tail -n 20 "$DATA/logs/$name.log" >&2
     exit 1
@@ -185,12 +207,14 @@ Ctrl-C stops everything; the next make run keeps the data.
 TXT
 
 # Run until a signal, or until a service dies (then stop the rest).
-while true; do
+while [ "$got_signal" = 0 ]; do
   for i in "${!pids[@]}"; do
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
       echo "certplane: ${names[$i]} exited; see $DATA/logs/${names[$i]}.log" >&2
       exit 1
     fi
   done
-  sleep 1
+  sleep 1 &
+  wait $! 2>/dev/null || true
 done
+stop_if_signalled
