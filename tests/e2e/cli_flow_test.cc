@@ -316,6 +316,24 @@ TEST_CASE("ACertificateLivesItsLifeThroughTheCliAndTheHttpApi") {
         << exported.files(0).data();
   }
   CheckPkcs12(dir / "http.p12", "shop.pay.example.com");
+  inv::ExportCertificateResponse bundle =
+      FromJson<inv::ExportCertificateResponse>(
+          curl(olga, olga_token,
+               "certplane.inventory.v1.InventoryService/ExportCertificate",
+               absl::StrCat(R"({"name":")", certificate2,
+                            R"(","format":"NGINX_BUNDLE"})")));
+  REQUIRE(bundle.files_size() == 2);
+  std::filesystem::create_directories(dir / "http-nginx");
+  for (const inv::ExportedFile& f : bundle.files()) {
+    const auto path = dir / "http-nginx" / f.filename();
+    std::ofstream(path, std::ios::binary) << f.data();
+    if (f.sensitive())
+      std::filesystem::permissions(path,
+                                   std::filesystem::perms::owner_read |
+                                       std::filesystem::perms::owner_write,
+                                   std::filesystem::perm_options::replace);
+  }
+  CheckNginxBundle(dir / "http-nginx", "shop.pay.example.com");
   inv::ListCertificatesResponse listed_http =
       FromJson<inv::ListCertificatesResponse>(curl(
           rita, rita_token,
