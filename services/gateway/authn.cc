@@ -70,6 +70,21 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
   return Unauthenticated("no credentials");
 }
 
+bool Authenticator::WouldBlock(absl::string_view authorization) {
+  absl::string_view value = authorization;
+  if (!absl::ConsumePrefix(&value, "Bearer ") &&
+      !absl::ConsumePrefix(&value, "bearer ")) {
+    return false;
+  }
+  if (!absl::StartsWith(value, kTokenPrefix)) return false;
+  absl::StatusOr<std::string> id = TokenId(value);
+  if (!id.ok()) return false;
+  absl::MutexLock lock(&mu_);
+  auto it = cache_.find(*id);
+  return it == cache_.end() ||
+         clock_() - it->second.fetched >= options_.token_cache_ttl;
+}
+
 void Authenticator::Forget(absl::string_view token_id) {
   absl::MutexLock lock(&mu_);
   cache_.erase(token_id);

@@ -61,6 +61,10 @@ class Authenticator {
       absl::string_view authorization,
       const std::vector<std::string>& peer_identities);
 
+  // Whether Authenticate() could block on the database: a token that is not
+  // in the cache (or whose cache entry is stale).
+  bool WouldBlock(absl::string_view authorization);
+
   // Drops a cached token (after RevokeToken).
   void Forget(absl::string_view token_id);
 

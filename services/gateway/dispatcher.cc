@@ -80,7 +80,10 @@ class Call : public std::enable_shared_from_this<Call> {
   Call(Dispatcher& d, CallInput input, CallSink* sink)
       : d_(d), in_(std::move(input)), sink_(sink) {}
 
-  void Run();
+  // `may_block`: on a worker thread. Otherwise (on gRPC's thread) a call
+  // that would block (a token or owner lookup, an audit write) moves itself
+  // to a worker before it has consumed anything.
+  void Run(bool may_block);
   void Cancel() {
     absl::MutexLock lock(&mu_);
     cancelled_ = true;
@@ -139,7 +142,7 @@ class Call::StreamReader final
   grpc::ByteBuffer buffer_;
 };
 
-void Call::Run() {
+void Call::Run(bool may_block) {
   {
     absl::MutexLock lock(&mu_);
     if (cancelled_) {
@@ -159,9 +162,6 @@ void Call::Run() {
       d_.authenticator_.Authenticate(in_.authorization, in_.peer_identities);
   if (!principal.ok()) return Fail(principal.status());
   principal_ = *std::move(principal);
-  if (absl::Status s = d_.CheckRateLimit(principal_.caller.identity); !s.ok()) {
-    return Fail(s);
-  }
   if (method->client_streaming()) {
     return Fail(absl::UnimplementedError(absl::StrCat(
         in_.method, " streams requests, which the gateway does not forward")));
@@ -179,6 +179,14 @@ void Call::Run() {
     return Fail(absl::PermissionDeniedError(
         absl::StrCat("permission denied: ", in_.method,
                      " has no access rule (denied by default)")));
+  }
+  if (!may_block && d_.WouldBlock(principal_, *rule, *request)) {
+    std::shared_ptr<Call> self = shared_from_this();
+    d_.Post([self] { self->Run(true); });
+    return;
+  }
+  if (absl::Status s = d_.CheckRateLimit(principal_.caller.identity); !s.ok()) {
+    return Fail(s);
   }
   bool changed = false;
   if (absl::Status s = d_.Authorize(principal_, in_.method, *rule, *request,
@@ -330,8 +338,13 @@ void Dispatcher::WorkerLoop() {
 }
 
 CallHandle Dispatcher::Start(CallInput input, CallSink* sink) {
+  const bool inline_ok = !authenticator_.WouldBlock(input.authorization);
   auto call = std::make_shared<Call>(*this, std::move(input), sink);
-  Post([call] { call->Run(); });
+  if (inline_ok) {
+    call->Run(false);
+  } else {
+    Post([call] { call->Run(true); });
+  }
   return CallHandle(call);
 }
 
@@ -391,6 +404,31 @@ absl::StatusOr<std::string> Dispatcher::LookupOwner(ScopeKind kind,
     owners_[key] = CachedOwner{*owner, now};
   }
   return owner;
+}
+
+bool Dispatcher::OwnerCached(absl::string_view name) {
+  if (options_.owner_cache_ttl <= absl::ZeroDuration()) return false;
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+  if (parts.size() < 2) return false;
+  absl::MutexLock lock(&owners_mu_);
+  auto it = owners_.find(absl::StrCat(parts[0], "/", parts[1]));
+  return it != owners_.end() &&
+         absl::Now() - it->second.fetched < options_.owner_cache_ttl;
+}
+
+bool Dispatcher::WouldBlock(const Principal& principal, const Rule& rule,
+                            const google::protobuf::Message& request) {
+  if (rule.audited) return true;
+  if (Allows(principal.caller, rule.permission, "*")) return false;
+  for (const Scope& scope : rule.scopes) {
+    if (scope.kind != ScopeKind::kCertificate &&
+        scope.kind != ScopeKind::kOrder && scope.kind != ScopeKind::kKey) {
+      continue;
+    }
+    absl::StatusOr<std::string> value = StringField(request, scope.field);
+    if (value.ok() && !value->empty() && !OwnerCached(*value)) return true;
+  }
+  return false;
 }
 
 void Dispatcher::ForgetOwner(absl::string_view name) {

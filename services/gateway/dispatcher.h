@@ -1,8 +1,9 @@
 // The gateway's core: one call from authentication to the owning service's
 // answer, for both fronts (gRPC, grpc_front.h; HTTP/JSON, http_front.h).
 //
-// For each call, on a worker thread (never on gRPC's callback threads, since
-// lookups and audit writes block):
+// For each call (on gRPC's callback thread while nothing can block: a cached
+// token, no owner to look up, nothing to audit; otherwise on a worker
+// thread, since lookups and audit writes block):
 //  1. find the method (UNIMPLEMENTED when no upstream serves it) and its
 //     rule (authz.h; PERMISSION_DENIED when the table has none);
 //  2. authenticate (authn.h) and apply the per-principal rate limit
@@ -159,6 +160,11 @@ class Dispatcher {
   absl::StatusOr<std::string> FetchOwner(ScopeKind kind,
                                          absl::string_view name);
   void ForgetOwner(absl::string_view name);
+  bool OwnerCached(absl::string_view name);
+  // Whether authorizing or auditing this call may block (a lookup that is
+  // not cached, an audit write): then it runs on a worker thread.
+  bool WouldBlock(const Principal& principal, const Rule& rule,
+                  const google::protobuf::Message& request);
   absl::Status CheckRateLimit(const std::string& principal);
   void WorkerLoop();
 

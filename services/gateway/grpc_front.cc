@@ -37,10 +37,12 @@ class FrontReactor final : public grpc::ServerGenericBidiReactor,
     CallInput input = CallInputFrom(*context_, context_->method());
     input.request = std::move(request_);
     refs_.fetch_add(1);  // Dropped once the handle is stored.
+    // Start may answer at once (on this thread), so no lock is held.
+    auto handle =
+        std::make_unique<CallHandle>(dispatcher_.Start(std::move(input), this));
     {
       absl::MutexLock lock(&mu_);
-      handle_ = std::make_unique<CallHandle>(
-          dispatcher_.Start(std::move(input), this));
+      handle_ = std::move(handle);
     }
     Unref();
   }
