@@ -186,39 +186,62 @@ int Main(int argc, char** argv) {
               flags.calls, flags.clients);
   inv::GetCertificateRequest request;
   request.set_name(name);
-  auto run = [&](const std::shared_ptr<grpc::Channel>& channel,
-                 const std::string& token) {
+  // The three sides take turns in five rounds, so that drift on a shared
+  // machine hits all of them alike.
+  struct Side {
+    const char* label;
+    std::shared_ptr<grpc::Channel> channel;
+    std::string token;
     std::vector<std::unique_ptr<inv::InventoryService::Stub>> stubs;
+    bench::LoopResult total;
+  };
+  std::vector<Side> sides;
+  sides.push_back({"direct to the inventory", direct_channel, "", {}, {}});
+  sides.push_back(
+      {"through the gateway (admin)", gateway_channel, admin, {}, {}});
+  sides.push_back(
+      {"through the gateway (team)", gateway_channel, viewer, {}, {}});
+  for (Side& side : sides) {
     for (int c = 0; c < flags.clients; ++c) {
-      stubs.push_back(inv::InventoryService::NewStub(channel));
+      side.stubs.push_back(inv::InventoryService::NewStub(side.channel));
     }
+  }
+  auto round = [&](Side& side, int calls) {
     auto call = [&](int c, int) {
       grpc::ClientContext context;
-      if (token.empty()) {
+      if (side.token.empty()) {
         context.AddMetadata("x-certplane-dev-identity", "bench");
       } else {
-        context.AddMetadata("authorization", "Bearer " + token);
+        context.AddMetadata("authorization", "Bearer " + side.token);
       }
       inv::ManagedCertificate response;
-      grpc::Status s = stubs[c]->GetCertificate(&context, request, &response);
+      grpc::Status s =
+          side.stubs[c]->GetCertificate(&context, request, &response);
       if (!s.ok()) {
         std::fprintf(stderr, "GetCertificate %s: %s\n", name.c_str(),
                      s.error_message().c_str());
       }
       return s.ok();
     };
-    bench::RunClosedLoop(std::min(2000, flags.calls), flags.clients,
-                         call);  // Warm-up.
-    return bench::RunClosedLoop(flags.calls, flags.clients, call);
+    return bench::RunClosedLoop(calls, flags.clients, call);
   };
-  bench::LoopResult direct = run(direct_channel, "");
-  Print("direct to the inventory", flags.calls, direct);
-  bench::LoopResult through = run(gateway_channel, admin);
-  Print("through the gateway (admin)", flags.calls, through);
-  bench::LoopResult team = run(gateway_channel, viewer);
-  Print("through the gateway (team)", flags.calls, team);
+  for (Side& side : sides)
+    round(side, std::min(2000, flags.calls));  // Warm-up.
+  constexpr int kRounds = 5;
+  for (int r = 0; r < kRounds; ++r) {
+    for (Side& side : sides) {
+      bench::LoopResult part = round(side, flags.calls / kRounds);
+      side.total.seconds += part.seconds;
+      side.total.latencies_ms.insert(side.total.latencies_ms.end(),
+                                     part.latencies_ms.begin(),
+                                     part.latencies_ms.end());
+    }
+  }
+  const int per_side = flags.calls / kRounds * kRounds;
+  for (const Side& side : sides) Print(side.label, per_side, side.total);
   std::printf("ratio gateway/direct: %.2f (admin), %.2f (team viewer) QPS\n",
-              direct.seconds / through.seconds, direct.seconds / team.seconds);
+              sides[0].total.seconds / sides[1].total.seconds,
+              sides[0].total.seconds / sides[2].total.seconds);
   std::printf("gateway peak RSS: %ld KiB\n",
               bench::ProcStatusKb(gateway->pid(), "VmHWM"));
   for (auto* p : {gateway.get(), inventory.get(), vault.get()}) {
