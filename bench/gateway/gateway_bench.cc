@@ -4,6 +4,7 @@
 // clients, and the QPS, p50/p99 latency and ratio are printed.
 //
 //   build/bench/gateway/gateway_bench [--calls=20000] [--clients=8]
+//   CERTPLANE_BENCH_CALLGRIND=certplane-gateway build/bench/...  (profile)
 //
 // The services are the real binaries (vault, inventory, gateway) in
 // plaintext development mode on SQLite files in a temporary folder. Through
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -68,8 +70,21 @@ std::unique_ptr<ChildProcess> Start(const std::string& path,
   flags.push_back("--metrics_address=");
   flags.push_back("--insecure_plaintext_for_development");
   flags.push_back("--log_level=warning");
+  // CERTPLANE_BENCH_CALLGRIND=<binary name> runs that one under callgrind
+  // (output in /tmp/callgrind.<name>.<pid>).
+  std::string program = path;
+  const char* profiled = std::getenv("CERTPLANE_BENCH_CALLGRIND");
+  const std::string base = std::filesystem::path(path).filename().string();
+  if (profiled != nullptr && base == profiled) {
+    flags.insert(
+        flags.begin(),
+        {"--tool=callgrind",
+         absl::StrCat("--callgrind-out-file=/tmp/callgrind.", base, ".%p"),
+         path});
+    program = "/usr/bin/valgrind";
+  }
   auto child = ValueOrDie(absl::StrCat("start ", path),
-                          ChildProcess::Start(path, flags, {}));
+                          ChildProcess::Start(program, flags, {}));
   const absl::Time give_up = absl::Now() + absl::Seconds(60);
   while (absl::Now() < give_up) {
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),

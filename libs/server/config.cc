@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/server/json_log.h"
 
 ABSL_FLAG(std::string, listen_address, "127.0.0.1:0",
@@ -57,6 +58,12 @@ absl::Status ApplyFlagsFromEnvironment() {
 }
 
 std::vector<char*> ParseCommandLineWithEnvironment(int argc, char* argv[]) {
+#ifdef NDEBUG
+  // Abseil's mutex deadlock detection (on in Debian's build) keeps a lock
+  // graph on every Lock(): a debugging aid that costs every RPC. Tests,
+  // which do not come through here, keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
   if (absl::Status status = ApplyFlagsFromEnvironment(); !status.ok()) {
     std::fprintf(stderr, "%s: %s\n", argc > 0 ? argv[0] : "certplane",
                  std::string(status.message()).c_str());

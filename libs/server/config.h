@@ -51,6 +51,8 @@ absl::Status ApplyFlagsFromEnvironment();
 // ApplyFlagsFromEnvironment() then absl::ParseCommandLine(); on a bad
 // environment value prints the error to stderr and exits with status 2 (as
 // absl does for a bad command-line value). Returns the positional arguments.
+// In release builds (NDEBUG) it also turns off Abseil's mutex deadlock
+// detection, a debugging aid that costs every lock.
 std::vector<char*> ParseCommandLineWithEnvironment(int argc, char* argv[]);
 
 // Changes the defaults of --listen_address and --metrics_address for one

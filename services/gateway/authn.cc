@@ -94,16 +94,16 @@ absl::StatusOr<Principal> Authenticator::FromToken(absl::string_view token) {
   absl::StatusOr<std::string> id = TokenId(token);
   if (!id.ok()) return Unauthenticated("malformed API token");
   const absl::Time now = clock_();
-  std::optional<TokenRecord> record;
+  std::optional<Cached> cached;
   {
     absl::MutexLock lock(&mu_);
     auto it = cache_.find(*id);
     if (it != cache_.end() &&
         now - it->second.fetched < options_.token_cache_ttl) {
-      record = it->second.token;
+      cached = it->second;
     }
   }
-  if (!record) {
+  if (!cached) {
     absl::StatusOr<TokenRecord> stored = store_.GetToken(*id);
     if (absl::IsNotFound(stored.status())) {
       return Unauthenticated(absl::StrCat("unknown token id ", *id));
@@ -113,11 +113,12 @@ absl::StatusOr<Principal> Authenticator::FromToken(absl::string_view token) {
       return absl::UnavailableError(absl::StrCat(
           "cannot check credentials now: ", stored.status().message()));
     }
-    record = *std::move(stored);
+    cached = Cached{*stored, now, server::ParseRoles(stored->roles)};
     absl::MutexLock lock(&mu_);
     if (cache_.size() >= kMaxCachedTokens) cache_.clear();
-    cache_[*id] = Cached{*record, now};
+    cache_[*id] = *cached;
   }
+  const TokenRecord* record = &cached->token;
   if (!crypto::ConstantTimeEquals(TokenHash(token), record->secret_sha256)) {
     return Unauthenticated(absl::StrCat("wrong secret for token ", *id));
   }
@@ -127,14 +128,12 @@ absl::StatusOr<Principal> Authenticator::FromToken(absl::string_view token) {
   if (now >= record->expire_time) {
     return Unauthenticated(absl::StrCat("token ", *id, " expired"));
   }
-  absl::StatusOr<std::vector<server::RoleGrant>> roles =
-      server::ParseRoles(record->roles);
-  if (!roles.ok()) {
+  if (!cached->roles.ok()) {
     return Unauthenticated(absl::StrCat("token ", *id, " has bad roles"));
   }
   Principal p;
   p.caller.identity = TokenPrincipalName(*record);
-  p.caller.roles = *std::move(roles);
+  p.caller.roles = *cached->roles;
   p.authenticated_by = "token";
   p.token_id = *id;
   return p;

@@ -76,6 +76,8 @@ class Authenticator {
   struct Cached {
     TokenRecord token;
     absl::Time fetched;
+    // The token's roles, parsed once per fetch.
+    absl::StatusOr<std::vector<server::RoleGrant>> roles;
   };
   absl::StatusOr<Principal> FromToken(absl::string_view token);
 
