@@ -47,10 +47,10 @@ class Fd {
   int fd_;
 };
 
-}  // namespace
-
-absl::Status WritePrivateFile(const std::string& path,
-                              const crypto::SecretBytes& contents) {
+// Writes `contents` to a new temporary file (mode 0600) beside `path`,
+// fsynced and closed. Returns its name.
+absl::StatusOr<std::string> WriteTempFile(const std::string& path,
+                                          const crypto::SecretBytes& contents) {
   std::string temp = absl::StrCat(path, ".tmp-XXXXXX");
   Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (fd.get() < 0) {
@@ -71,23 +71,58 @@ absl::Status WritePrivateFile(const std::string& path,
     if (::fsync(fd.get()) != 0) {
       return ErrnoStatus(errno, absl::StrCat("fsync of ", temp));
     }
-    if (absl::Status s = fd.Close(absl::StrCat("closing ", temp)); !s.ok()) {
-      return s;
-    }
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("renaming ", temp, " to ", path));
-    }
-    return absl::OkStatus();
+    return fd.Close(absl::StrCat("closing ", temp));
   }();
   if (!status.ok()) {
     ::unlink(temp.c_str());
     return status;
   }
+  return temp;
+}
+
+absl::Status FsyncDirectoryOf(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
-  return absl::OkStatus();
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return ErrnoStatus(errno, absl::StrCat("opening directory ", dir));
+  }
+  if (::fsync(fd.get()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("fsync of directory ", dir));
+  }
+  return fd.Close(absl::StrCat("closing directory ", dir));
+}
+
+}  // namespace
+
+absl::Status WritePrivateFile(const std::string& path,
+                              const crypto::SecretBytes& contents) {
+  absl::StatusOr<std::string> temp = WriteTempFile(path, contents);
+  if (!temp.ok()) return temp.status();
+  if (::rename(temp->c_str(), path.c_str()) != 0) {
+    absl::Status status =
+        ErrnoStatus(errno, absl::StrCat("renaming ", *temp, " over ", path));
+    ::unlink(temp->c_str());
+    return status;
+  }
+  return FsyncDirectoryOf(path);
+}
+
+absl::Status CreatePrivateFile(const std::string& path,
+                               const crypto::SecretBytes& contents) {
+  absl::StatusOr<std::string> temp = WriteTempFile(path, contents);
+  if (!temp.ok()) return temp.status();
+  // link() fails with EEXIST instead of replacing.
+  const int result = ::link(temp->c_str(), path.c_str());
+  const int link_errno = errno;
+  ::unlink(temp->c_str());
+  if (result != 0) {
+    if (link_errno == EEXIST) {
+      return absl::AlreadyExistsError(absl::StrCat(path, " already exists"));
+    }
+    return ErrnoStatus(link_errno, absl::StrCat("creating ", path));
+  }
+  return FsyncDirectoryOf(path);
 }
 
 absl::StatusOr<crypto::SecretBytes> ReadPrivateFile(const std::string& path,

@@ -20,6 +20,12 @@ namespace certplane::server {
 absl::Status WritePrivateFile(const std::string& path,
                               const crypto::SecretBytes& contents);
 
+// Like WritePrivateFile, but never replaces: ALREADY_EXISTS "<path> already
+// exists" when something is there (the name appears only once the contents
+// are complete and synced, through link(2)).
+absl::Status CreatePrivateFile(const std::string& path,
+                               const crypto::SecretBytes& contents);
+
 // NOT_FOUND when missing; FAILED_PRECONDITION naming `what` and the path
 // for a symbolic link, a non-regular file, a file group or others can read
 // (with the chmod to fix it) or one over 1 MiB.

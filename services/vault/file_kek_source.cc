@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "libs/server/private_file.h"
 
 namespace certplane::vault {
 namespace {
@@ -32,10 +33,8 @@ int DecodeChar(char c) {
   return -1;
 }
 
-std::string ErrnoMessage(int err) { return std::strerror(err); }
-
 absl::Status ErrnoStatus(int err, absl::string_view what) {
-  std::string message = absl::StrCat(what, ": ", ErrnoMessage(err));
+  std::string message = absl::StrCat(what, ": ", std::strerror(err));
   switch (err) {
     case ENOENT:
       return absl::NotFoundError(message);
@@ -49,139 +48,21 @@ absl::Status ErrnoStatus(int err, absl::string_view what) {
   }
 }
 
-// Closes a file descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  // Closes now, reporting the error (close can report a failed write).
-  absl::Status Close(absl::string_view what) {
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return ErrnoStatus(errno, what);
-    return absl::OkStatus();
-  }
-
- private:
-  int fd_;
-};
-
-std::string DirectoryOf(absl::string_view path) {
-  size_t slash = path.rfind('/');
-  if (slash == absl::string_view::npos) return ".";
-  if (slash == 0) return "/";
-  return std::string(path.substr(0, slash));
-}
-
-absl::Status WriteAll(int fd, absl::string_view data, absl::string_view path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("writing ", path));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status FsyncDirectory(absl::string_view file_path) {
-  std::string dir = DirectoryOf(file_path);
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    return ErrnoStatus(errno, absl::StrCat("opening directory ", dir));
-  }
-  if (::fsync(fd.get()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("fsync of directory ", dir));
-  }
-  return fd.Close(absl::StrCat("closing directory ", dir));
-}
-
-// Writes `contents` to a new temporary file (mode 0600) beside `path`,
-// fsynced and closed. Returns its name.
-absl::StatusOr<std::string> WriteTempFile(absl::string_view path,
-                                          const crypto::SecretBytes& contents) {
-  std::string temp = absl::StrCat(path, ".tmp-XXXXXX");
-  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
-  if (fd.get() < 0) {
-    return ErrnoStatus(errno,
-                       absl::StrCat("creating a temporary file beside ", path));
-  }
-  absl::Status status = [&]() -> absl::Status {
-    if (::fchmod(fd.get(), 0600) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("chmod 0600 of ", temp));
-    }
-    if (absl::Status s = WriteAll(fd.get(), contents.view(), temp); !s.ok()) {
-      return s;
-    }
-    if (::fsync(fd.get()) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("fsync of ", temp));
-    }
-    return fd.Close(absl::StrCat("closing ", temp));
-  }();
-  if (!status.ok()) {
-    ::unlink(temp.c_str());
-    return status;
-  }
-  return temp;
-}
-
-// Reads the key file after checking that it is a private regular file.
+// The KEK file's bytes, after libs/server/private_file.h checked that it is
+// a private regular file; every refusal is FAILED_PRECONDITION (the vault
+// cannot start without it).
 absl::StatusOr<crypto::SecretBytes> ReadPrivateFile(absl::string_view path) {
-  std::string p(path);
-  Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (fd.get() < 0) {
-    int err = errno;
-    if (err == ENOENT) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "KEK file ", path,
-          " does not exist (create one with certplane-vault's flag for a "
-          "new key file, or fix the path)"));
-    }
-    if (err == ELOOP) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("KEK file ", path, " is a symbolic link; refusing it"));
-    }
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open KEK file ", path, ": ", ErrnoMessage(err)));
-  }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("stat of KEK file ", path));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("KEK file ", path, " is not a regular file"));
-  }
-  if ((st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "KEK file %s has mode %04o; it must not be accessible to group or "
-        "others (chmod 600 %s)",
-        path, st.st_mode & 07777, path));
-  }
-  constexpr off_t kMaxSize = 1 << 20;
-  if (st.st_size > kMaxSize) {
+  absl::StatusOr<crypto::SecretBytes> contents =
+      server::ReadPrivateFile(std::string(path), "KEK file");
+  if (absl::IsNotFound(contents.status())) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "KEK file ", path, " is ", st.st_size, " bytes; too large"));
+        "KEK file ", path,
+        " does not exist (create one with certplane-vault's flag for a "
+        "new key file, or fix the path)"));
   }
-  crypto::SecretBytes contents(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < contents.size()) {
-    ssize_t n =
-        ::read(fd.get(), contents.data() + done, contents.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("reading KEK file ", path));
-    }
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
+  if (!contents.ok() && !absl::IsFailedPrecondition(contents.status())) {
+    return absl::FailedPreconditionError(contents.status().message());
   }
-  contents.Truncate(done);
   return contents;
 }
 
@@ -528,15 +409,9 @@ absl::StatusOr<int> FileKekSource::CreateVersion() {
   }
   AppendKeyLine(next, *key, updated);
 
-  absl::StatusOr<std::string> temp = WriteTempFile(path_, updated);
-  if (!temp.ok()) return temp.status();
-  if (::rename(temp->c_str(), path_.c_str()) != 0) {
-    absl::Status status =
-        ErrnoStatus(errno, absl::StrCat("renaming ", *temp, " over ", path_));
-    ::unlink(temp->c_str());
-    return status;
+  if (absl::Status s = server::WritePrivateFile(path_, updated); !s.ok()) {
+    return s;
   }
-  if (absl::Status s = FsyncDirectory(path_); !s.ok()) return s;
 
   // Versions added on disk by someone else become usable here too.
   for (auto& [version, existing] : *on_disk) {
@@ -567,21 +442,13 @@ absl::Status CreateKekFile(absl::string_view path) {
   if (!key.ok()) return key.status();
   crypto::SecretBytes contents;
   AppendKeyLine(1, *key, contents);
-  absl::StatusOr<std::string> temp = WriteTempFile(path, contents);
-  if (!temp.ok()) return temp.status();
-  // link() fails with EEXIST instead of replacing: never overwrites, and the
-  // name appears only once the contents are complete and synced.
-  int link_result = ::link(temp->c_str(), p.c_str());
-  int link_errno = errno;
-  ::unlink(temp->c_str());
-  if (link_result != 0) {
-    if (link_errno == EEXIST) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "KEK file ", path, " already exists; not overwriting it"));
-    }
-    return ErrnoStatus(link_errno, absl::StrCat("creating KEK file ", path));
+  // Never overwrites, even when another process creates it meanwhile.
+  absl::Status created = server::CreatePrivateFile(p, contents);
+  if (absl::IsAlreadyExists(created)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("KEK file ", path, " already exists; not overwriting it"));
   }
-  return FsyncDirectory(path);
+  return created;
 }
 
 }  // namespace certplane::vault
