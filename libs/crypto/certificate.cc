@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
+#include "libs/crypto/digest.h"
 #include "libs/crypto/internal/der.h"
 #include "libs/crypto/internal/ssl_util.h"
 
@@ -260,17 +261,10 @@ std::string CertificateDerToPem(absl::string_view der) {
 }
 
 std::string Sha256Hex(absl::string_view data) {
-  uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(data.data()), data.size(), digest);
-  return HexEncode(
-      absl::string_view(reinterpret_cast<char*>(digest), sizeof(digest)));
+  return HexEncode(Sha256(data));
 }
 
-std::string Certificate::Sha256Fingerprint() const {
-  uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(der_.data()), der_.size(), digest);
-  return std::string(reinterpret_cast<char*>(digest), sizeof(digest));
-}
+std::string Certificate::Sha256Fingerprint() const { return Sha256(der_); }
 
 absl::Status Certificate::CheckKeyMatches(const PrivateKey& key) const {
   if (public_key() == key.public_key()) return absl::OkStatus();

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "grpcpp/server_context.h"
 #include "libs/server/peer_identity.h"
 
@@ -104,6 +105,27 @@ absl::StatusOr<std::vector<RoleGrant>> ParseRoles(absl::string_view text) {
           "operator or admin and team a name or \"*\""));
     }
     out.push_back({std::string(parts.first), std::string(parts.second)});
+  }
+  return out;
+}
+
+absl::StatusOr<absl::flat_hash_map<std::string, std::vector<RoleGrant>>>
+ParseRoleAssignments(absl::string_view text) {
+  absl::flat_hash_map<std::string, std::vector<RoleGrant>> out;
+  for (absl::string_view entry :
+       absl::StrSplit(text, ';', absl::SkipWhitespace())) {
+    std::pair<absl::string_view, absl::string_view> parts =
+        absl::StrSplit(entry, absl::MaxSplits('=', 1));
+    absl::string_view name = absl::StripAsciiWhitespace(parts.first);
+    if (name.empty() || parts.second.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", absl::CHexEscape(entry.substr(0, 80)),
+                       "\" is not <name>=<roles>"));
+    }
+    absl::StatusOr<std::vector<RoleGrant>> roles = ParseRoles(parts.second);
+    if (!roles.ok()) return roles.status();
+    std::vector<RoleGrant>& list = out[std::string(name)];
+    list.insert(list.end(), roles->begin(), roles->end());
   }
   return out;
 }

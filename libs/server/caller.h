@@ -68,7 +68,13 @@ struct CallerOptions {
 // entry.
 absl::StatusOr<std::vector<RoleGrant>> ParseRoles(absl::string_view text);
 
-// The inverse: "approver:payments,requester:*".
+// Roles per name, as flags give them: "<name>=<roles>;<name>=<roles>"
+// (mTLS identities, OIDC groups). A name given twice gets both role lists.
+// INVALID_ARGUMENT naming the bad entry.
+absl::StatusOr<absl::flat_hash_map<std::string, std::vector<RoleGrant>>>
+ParseRoleAssignments(absl::string_view text);
+
+// The inverse of ParseRoles: "approver:payments,requester:*".
 std::string FormatRoles(const std::vector<RoleGrant>& roles);
 
 // Whether `name` is one of the five roles.

@@ -262,9 +262,6 @@ class Cli {
   Format format_ = Format::kTable;
   std::shared_ptr<grpc::Channel> channel_;
   bool usage_error_ = false;
-
-  friend int certplane::cli::Run(const std::vector<std::string>&, std::ostream&,
-                                 std::ostream&);
 };
 
 int Cli::Dispatch() {

@@ -27,10 +27,6 @@ Authenticator::Authenticator(GatewayStore& store, AuthenticatorOptions options,
                              std::function<absl::Time()> clock)
     : store_(store), options_(std::move(options)), clock_(std::move(clock)) {}
 
-std::string Authenticator::TokenPrincipalName(const TokenRecord& token) {
-  return token.principal;
-}
-
 absl::StatusOr<Principal> Authenticator::Authenticate(
     absl::string_view authorization,
     const std::vector<std::string>& peer_identities) {
@@ -132,7 +128,7 @@ absl::StatusOr<Principal> Authenticator::FromToken(absl::string_view token) {
     return Unauthenticated(absl::StrCat("token ", *id, " has bad roles"));
   }
   Principal p;
-  p.caller.identity = TokenPrincipalName(*record);
+  p.caller.identity = record->principal;
   p.caller.roles = *cached->roles;
   p.authenticated_by = "token";
   p.token_id = *id;

@@ -68,10 +68,6 @@ class Authenticator {
   // Drops a cached token (after RevokeToken).
   void Forget(absl::string_view token_id);
 
-  // Where a principal's name comes from: "user:<p>" / "service:<p>" for
-  // tokens, "service:<identity>" for mTLS.
-  static std::string TokenPrincipalName(const TokenRecord& token);
-
  private:
   struct Cached {
     TokenRecord token;

@@ -20,24 +20,10 @@
 #include "libs/server/caller.h"
 #include "libs/server/json_log.h"
 #include "libs/status/grpc_status.h"
+#include "services/gateway/rpc_util.h"
 
 namespace certplane::gateway {
 namespace {
-
-std::string Flatten(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  for (const grpc::Slice& s : slices) {
-    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return out;
-}
-
-grpc::ByteBuffer ToBuffer(const std::string& bytes) {
-  grpc::Slice slice(bytes);
-  return grpc::ByteBuffer(&slice, 1);
-}
 
 std::string RolesGranting(Permission p) {
   std::vector<std::string> roles;
@@ -150,7 +136,7 @@ void Call::Run(bool may_block) {
       return;
     }
   }
-  const google::protobuf::MethodDescriptor* method = d_.FindMethod(in_.method);
+  const google::protobuf::MethodDescriptor* method = FindRpcMethod(in_.method);
   std::string service =
       method == nullptr ? "" : std::string(method->service()->full_name());
   auto stub = d_.stubs_.find(service);
@@ -170,7 +156,7 @@ void Call::Run(bool may_block) {
       google::protobuf::MessageFactory::generated_factory()
           ->GetPrototype(method->input_type())
           ->New());
-  if (!request->ParseFromString(Flatten(in_.request))) {
+  if (!request->ParseFromString(FlattenByteBuffer(in_.request))) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "the request is not a valid ", method->input_type()->full_name())));
   }
@@ -198,7 +184,7 @@ void Call::Run(bool may_block) {
     }
     return Fail(s);
   }
-  if (changed) in_.request = ToBuffer(request->SerializeAsString());
+  if (changed) in_.request = ToByteBuffer(request->SerializeAsString());
   // A change of owner (or a deletion) through this gateway is seen at once.
   if (rule->audited && !resource_.empty()) d_.ForgetOwner(resource_);
   audited_ = rule->audited;
@@ -346,19 +332,6 @@ CallHandle Dispatcher::Start(CallInput input, CallSink* sink) {
     Post([call] { call->Run(true); });
   }
   return CallHandle(call);
-}
-
-const google::protobuf::MethodDescriptor* Dispatcher::FindMethod(
-    absl::string_view full_method) const {
-  // "/package.Service/Method".
-  if (!absl::ConsumePrefix(&full_method, "/")) return nullptr;
-  std::pair<absl::string_view, absl::string_view> parts =
-      absl::StrSplit(full_method, absl::MaxSplits('/', 1));
-  const google::protobuf::ServiceDescriptor* service =
-      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-          std::string(parts.first));
-  if (service == nullptr) return nullptr;
-  return service->FindMethodByName(std::string(parts.second));
 }
 
 absl::Status Dispatcher::CheckRateLimit(const std::string& principal) {

@@ -126,11 +126,6 @@ class Dispatcher {
   // Starts a call; `sink` (not owned) must stay valid until its OnFinish.
   CallHandle Start(CallInput input, CallSink* sink);
 
-  // The method if an upstream serves it (or it is the gateway's own);
-  // null otherwise.
-  const google::protobuf::MethodDescriptor* FindMethod(
-      absl::string_view full_method) const;
-
   // Runs `fn` on a worker thread.
   void Post(std::function<void()> fn);
 

@@ -22,6 +22,8 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/client_callback.h"
 #include "grpcpp/support/stub_options.h"
+#include "libs/server/json_log.h"
+#include "services/gateway/rpc_util.h"
 
 namespace certplane::gateway {
 namespace {
@@ -33,55 +35,15 @@ std::string CodeName(int code) {
       absl::StatusCodeToString(static_cast<absl::StatusCode>(code)));
 }
 
-std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          absl::StrAppend(&out, "\\u00", absl::Hex(c, absl::kZeroPad2));
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string ErrorJson(int code, absl::string_view message) {
-  return absl::StrCat("{\"code\":", JsonString(CodeName(code)),
-                      ",\"message\":", JsonString(message), "}");
+  return absl::StrCat("{\"code\":", log::JsonQuote(CodeName(code)),
+                      ",\"message\":", log::JsonQuote(message), "}");
 }
 
 void SendError(server::HttpResponder& responder, int code,
                absl::string_view message) {
   responder.Send(HttpStatusForCode(code), kJson,
                  ErrorJson(code, message) + "\n");
-}
-
-std::string Flatten(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  for (const grpc::Slice& s : slices) {
-    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return out;
 }
 
 // A server-streaming call driven from one thread through a private
@@ -112,7 +74,7 @@ class StreamCall {
     grpc::ByteBuffer buffer;
     call_->Read(&buffer, this);
     if (!Wait()) return false;
-    *out = Flatten(buffer);
+    *out = FlattenByteBuffer(buffer);
     return true;
   }
   grpc::Status Finish() {
@@ -244,15 +206,8 @@ void HttpFront::HandleRpc(const server::HttpRequest& request,
                    {{"Allow", "POST"}});
     return;
   }
-  absl::string_view path = request.path;
-  path.remove_prefix(1);
-  std::pair<std::string, std::string> names =
-      absl::StrSplit(path, absl::MaxSplits('/', 1));
-  const google::protobuf::ServiceDescriptor* service =
-      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-          names.first);
   const google::protobuf::MethodDescriptor* method =
-      service == nullptr ? nullptr : service->FindMethodByName(names.second);
+      FindRpcMethod(request.path);
   if (method == nullptr) {
     SendError(responder, static_cast<int>(StatusCode::UNIMPLEMENTED),
               absl::StrCat("no RPC ", request.path));
@@ -282,8 +237,7 @@ void HttpFront::HandleRpc(const server::HttpRequest& request,
     }
   }
   std::string bytes = message->SerializeAsString();
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer in(&slice, 1);
+  grpc::ByteBuffer in = ToByteBuffer(bytes);
 
   grpc::ClientContext context;
   const std::string authorization = request.Header("authorization");
@@ -292,7 +246,8 @@ void HttpFront::HandleRpc(const server::HttpRequest& request,
   const std::string request_id = request.Header("x-request-id");
   if (!request_id.empty()) context.AddMetadata("x-request-id", request_id);
   grpc::GenericStub stub(channel_);
-  const std::string full = absl::StrCat("/", names.first, "/", names.second);
+  const std::string full =
+      absl::StrCat("/", method->service()->full_name(), "/", method->name());
   std::unique_ptr<google::protobuf::Message> response(
       factory->GetPrototype(method->output_type())->New());
   google::protobuf::util::JsonPrintOptions print;
@@ -320,7 +275,7 @@ void HttpFront::HandleRpc(const server::HttpRequest& request,
       SendError(responder, status.error_code(), status.error_message());
       return;
     }
-    responder.Send(200, kJson, to_json(Flatten(out)) + "\n");
+    responder.Send(200, kJson, to_json(FlattenByteBuffer(out)) + "\n");
     return;
   }
 

@@ -107,27 +107,15 @@ namespace gateway = ::certplane::gateway;
 namespace log = ::certplane::log;
 namespace server = ::certplane::server;
 
+// A role-assignment flag ("<name>=<roles>;..."), errors naming the flag.
 absl::StatusOr<absl::flat_hash_map<std::string, std::vector<server::RoleGrant>>>
-ParseServiceRoles(absl::string_view text) {
-  absl::flat_hash_map<std::string, std::vector<server::RoleGrant>> out;
-  for (absl::string_view entry :
-       absl::StrSplit(text, ';', absl::SkipWhitespace())) {
-    std::pair<absl::string_view, absl::string_view> parts =
-        absl::StrSplit(entry, absl::MaxSplits('=', 1));
-    if (parts.first.empty() || parts.second.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--service_roles: \"", entry, "\" is not <identity>=<roles>"));
-    }
-    absl::StatusOr<std::vector<server::RoleGrant>> roles =
-        server::ParseRoles(parts.second);
-    if (!roles.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--service_roles: ", roles.status().message()));
-    }
-    auto& list = out[std::string(parts.first)];
-    list.insert(list.end(), roles->begin(), roles->end());
+RoleFlag(absl::string_view flag, absl::string_view text) {
+  auto roles = server::ParseRoleAssignments(text);
+  if (!roles.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", roles.status().message()));
   }
-  return out;
+  return roles;
 }
 
 absl::Status Run() {
@@ -177,7 +165,7 @@ absl::Status Run() {
   gateway::AuthenticatorOptions authn_options;
   CERTPLANE_ASSIGN_OR_RETURN(
       authn_options.service_roles,
-      ParseServiceRoles(absl::GetFlag(FLAGS_service_roles)));
+      RoleFlag("service_roles", absl::GetFlag(FLAGS_service_roles)));
   authn_options.token_cache_ttl = absl::GetFlag(FLAGS_token_cache_ttl);
   std::unique_ptr<gateway::OidcVerifier> oidc;
   if (!absl::GetFlag(FLAGS_oidc_issuer).empty()) {
@@ -190,7 +178,7 @@ absl::Status Run() {
     oidc_options.groups_claim = absl::GetFlag(FLAGS_oidc_groups_claim);
     CERTPLANE_ASSIGN_OR_RETURN(
         oidc_options.group_roles,
-        gateway::ParseGroupRoles(absl::GetFlag(FLAGS_oidc_group_roles)));
+        RoleFlag("oidc_group_roles", absl::GetFlag(FLAGS_oidc_group_roles)));
     CERTPLANE_ASSIGN_OR_RETURN(
         oidc, gateway::OidcVerifier::Create(std::move(oidc_options), clock));
     authn_options.oidc = oidc.get();

@@ -108,29 +108,6 @@ absl::StatusOr<std::string> HttpGet(const std::string& url) {
 
 }  // namespace
 
-absl::StatusOr<absl::flat_hash_map<std::string, std::vector<server::RoleGrant>>>
-ParseGroupRoles(absl::string_view text) {
-  absl::flat_hash_map<std::string, std::vector<server::RoleGrant>> out;
-  for (absl::string_view entry :
-       absl::StrSplit(text, ';', absl::SkipWhitespace())) {
-    std::pair<absl::string_view, absl::string_view> parts =
-        absl::StrSplit(entry, absl::MaxSplits('=', 1));
-    if (parts.first.empty() || parts.second.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("group roles: \"", entry, "\" is not <group>=<roles>"));
-    }
-    absl::StatusOr<std::vector<server::RoleGrant>> roles =
-        server::ParseRoles(parts.second);
-    if (!roles.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("group roles: ", roles.status().message()));
-    }
-    auto& list = out[std::string(absl::StripAsciiWhitespace(parts.first))];
-    list.insert(list.end(), roles->begin(), roles->end());
-  }
-  return out;
-}
-
 absl::StatusOr<std::unique_ptr<OidcVerifier>> OidcVerifier::Create(
     OidcOptions options, std::function<absl::Time()> clock) {
   if (options.issuer.empty() || options.audience.empty()) {

@@ -71,11 +71,6 @@ class OidcVerifier {
   absl::Time last_kid_reload_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
-// Parses "group=role:team,role:team;group2=...". INVALID_ARGUMENT naming the
-// bad entry.
-absl::StatusOr<absl::flat_hash_map<std::string, std::vector<server::RoleGrant>>>
-ParseGroupRoles(absl::string_view text);
-
 }  // namespace certplane::gateway
 
 #endif  // CERTPLANE_SERVICES_GATEWAY_OIDC_H_
