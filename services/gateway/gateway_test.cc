@@ -805,6 +805,34 @@ TEST_CASE("TheHttpJsonFrontCarriesEveryCallWithTheSameRules") {
            viewer, R"({"noWait": true})");
   CHECK(LastLine(watch_denied.out) == "403");
 
+  // A body over the 16 MiB limit is refused whole, and garbage on the gRPC
+  // side is named as such; the gateway keeps serving.
+  {
+    std::filesystem::path big = testing::FreshTestDir("http_big") / "body";
+    std::ofstream(big) << std::string((16 << 20) + 10, ' ');
+    auto too_big =
+        Curl(port, "/certplane.inventory.v1.InventoryService/ListCertificates",
+             viewer, "", {"--data-binary", "@" + big.string()});
+    CHECK(LastLine(too_big.out) == "413");
+    grpc::GenericStub stub(channel);
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + viewer);
+    std::string junk = "\xff\xff\xff\xff junk";
+    grpc::Slice slice(junk);
+    grpc::ByteBuffer in(&slice, 1);
+    grpc::ByteBuffer out;
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&context,
+                   "/certplane.inventory.v1.InventoryService/ListCertificates",
+                   grpc::StubOptions(), &in, &out, [&](grpc::Status s) {
+                     status = std::move(s);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(absl::StrContains(status.error_message(), "not a valid"));
+  }
   auto health = Curl(port, "/healthz", "");
   CHECK(LastLine(health.out) == "200");
   auto no_ui = Curl(port, "/index.html", "");
