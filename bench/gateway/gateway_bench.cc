@@ -209,6 +209,9 @@ int Main(int argc, char** argv) {
     std::string token;
     std::vector<std::unique_ptr<inv::InventoryService::Stub>> stubs;
     bench::LoopResult total;
+    // CPU seconds used during this side's rounds: gateway, inventory, the
+    // bench's own clients.
+    double cpu[3] = {0, 0, 0};
   };
   std::vector<Side> sides;
   sides.push_back({"direct to the inventory", direct_channel, "", {}, {}});
@@ -243,9 +246,18 @@ int Main(int argc, char** argv) {
   for (Side& side : sides)
     round(side, std::min(2000, flags.calls));  // Warm-up.
   constexpr int kRounds = 5;
+  auto cpu_now = [&](double out[3]) {
+    out[0] = bench::ProcessCpuSeconds(gateway->pid());
+    out[1] = bench::ProcessCpuSeconds(inventory->pid());
+    out[2] = bench::ProcessCpuSeconds(getpid());
+  };
   for (int r = 0; r < kRounds; ++r) {
     for (Side& side : sides) {
+      double before[3], after[3];
+      cpu_now(before);
       bench::LoopResult part = round(side, flags.calls / kRounds);
+      cpu_now(after);
+      for (int i = 0; i < 3; ++i) side.cpu[i] += after[i] - before[i];
       side.total.seconds += part.seconds;
       side.total.latencies_ms.insert(side.total.latencies_ms.end(),
                                      part.latencies_ms.begin(),
@@ -254,6 +266,12 @@ int Main(int argc, char** argv) {
   }
   const int per_side = flags.calls / kRounds * kRounds;
   for (const Side& side : sides) Print(side.label, per_side, side.total);
+  std::printf("CPU microseconds per call (user + system):\n");
+  for (const Side& side : sides) {
+    std::printf("  %-28s gateway %6.1f  inventory %6.1f  clients %6.1f\n",
+                side.label, side.cpu[0] * 1e6 / per_side,
+                side.cpu[1] * 1e6 / per_side, side.cpu[2] * 1e6 / per_side);
+  }
   std::printf("ratio gateway/direct: %.2f (admin), %.2f (team viewer) QPS\n",
               sides[0].total.seconds / sides[1].total.seconds,
               sides[0].total.seconds / sides[2].total.seconds);

@@ -4,6 +4,7 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -33,6 +34,11 @@
 #include "prometheus/registry.h"
 
 namespace certplane::server {
+namespace {
+
+constexpr int kMaxIdlePollers = 64;
+
+}  // namespace
 
 struct ServerRunner::State {
   explicit State(ServerOptions o) : options(std::move(o)) {}
@@ -41,7 +47,9 @@ struct ServerRunner::State {
   std::shared_ptr<prometheus::Registry> registry =
       std::make_shared<prometheus::Registry>();
   std::vector<std::pair<grpc::Service*, std::string>> services;
-  grpc::CallbackGenericService* generic_service = nullptr;
+  CompletionQueueService* generic_service = nullptr;
+  // Declared before `server`, which must be destroyed first.
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       extra_interceptors;
@@ -85,8 +93,7 @@ absl::Status ServerRunner::AddService(grpc::Service* service,
   return absl::OkStatus();
 }
 
-absl::Status ServerRunner::SetGenericService(
-    grpc::CallbackGenericService* service) {
+absl::Status ServerRunner::SetGenericService(CompletionQueueService* service) {
   if (state_->started || state_->generic_service != nullptr) {
     return absl::FailedPreconditionError(
         "a generic service can be set once, before ServerRunner::Start()");
@@ -152,10 +159,19 @@ absl::Status ServerRunner::Start() {
   // gRPC sets SO_REUSEPORT by default, which lets a second replica silently
   // share (and steal half the connections of) a port already in use.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // The synchronous server's threads: gRPC's default keeps at most 2 idle
+  // pollers, so under a few concurrent calls it starts and ends a thread for
+  // nearly every RPC (a clone, stack setup and teardown each, which cost a
+  // service more than the RPC itself). Keep enough to serve a burst.
+  builder.SetSyncServerOption(
+      grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
   builder.AddListeningPort(options.listen_address, credentials, &s.port);
   for (auto& [service, name] : s.services) builder.RegisterService(service);
   if (s.generic_service != nullptr) {
-    builder.RegisterCallbackGenericService(s.generic_service);
+    builder.RegisterAsyncGenericService(s.generic_service->generic_service());
+    for (int i = 0; i < std::max(1, s.generic_service->queue_count()); ++i) {
+      s.queues.push_back(builder.AddCompletionQueue());
+    }
   }
 
   std::vector<
@@ -180,6 +196,11 @@ absl::Status ServerRunner::Start() {
         "log above has the detail)"));
   }
   s.started = true;
+  if (s.generic_service != nullptr) {
+    std::vector<grpc::ServerCompletionQueue*> queues;
+    for (auto& q : s.queues) queues.push_back(q.get());
+    s.generic_service->Serve(std::move(queues));
+  }
 
   grpc::HealthCheckServiceInterface* health = s.server->GetHealthCheckService();
   if (health != nullptr) {
@@ -280,6 +301,7 @@ void ServerRunner::Shutdown() {
       [exposer = std::move(exposer)]() mutable { exposer.reset(); });
   s.server->Shutdown(
       absl::ToChronoTime(absl::Now() + s.options.shutdown_grace_period));
+  if (s.generic_service != nullptr) s.generic_service->Drain();
   s.server->Wait();
   stop_exposer.join();
   log::Info("stopped", {{"app", s.options.app_name}});

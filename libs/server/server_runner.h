@@ -39,8 +39,9 @@
 #include "libs/server/server_options.h"
 
 namespace grpc {
-class CallbackGenericService;
+class AsyncGenericService;
 class Server;
+class ServerCompletionQueue;
 class Service;
 namespace experimental {
 class ServerInterceptorFactoryInterface;
@@ -52,6 +53,22 @@ class Registry;
 }  // namespace prometheus
 
 namespace certplane::server {
+
+// A generic service served from completion queues (the gateway's proxy):
+// every method no added service has arrives on generic_service(), and the
+// service runs its own threads over the queues the runner creates for it.
+class CompletionQueueService {
+ public:
+  virtual ~CompletionQueueService() = default;
+  virtual grpc::AsyncGenericService* generic_service() = 0;
+  // How many completion queues to create (one per serving thread).
+  virtual int queue_count() const = 0;
+  // After the server started: serve on `queues` (owned by the runner).
+  virtual void Serve(std::vector<grpc::ServerCompletionQueue*> queues) = 0;
+  // After grpc::Server::Shutdown() returned: let the calls still running
+  // end, shut the queues down, drain them, and join the threads.
+  virtual void Drain() = 0;
+};
 
 class ServerRunner {
  public:
@@ -69,7 +86,7 @@ class ServerRunner {
 
   // Serves every method no added service has (the gateway's proxy). At most
   // one; not owned. FAILED_PRECONDITION after Start() or when one is set.
-  absl::Status SetGenericService(grpc::CallbackGenericService* service);
+  absl::Status SetGenericService(CompletionQueueService* service);
 
   // Extra interceptors (authentication, ...), run after the runtime's own.
   void AddInterceptorFactory(

@@ -27,6 +27,7 @@
 #include "certplane/testing/v1/echo.grpc.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "libs/server/client.h"
 #include "libs/server/json_log.h"
@@ -335,6 +336,32 @@ TEST_CASE("MetricsCountRpcsPerMethodAndCodeAndAreServedOnMetrics") {
       scrape,
       "certplane_grpc_server_handling_seconds_count{grpc_method=\"Echo\","
       "grpc_service=\"certplane.testing.v1.EchoService\"} 3\n"));
+}
+
+TEST_CASE("MethodsNoProtoDeclaresAreCountedAsUnknownNotByTheirNames") {
+  ServerOptions options = PlaintextOptions();
+  options.metrics_address = "127.0.0.1:0";
+  EchoServer server(options);
+  grpc::GenericStub stub(server.channel);
+  for (const char* method : {"/made.Up/Call1", "/made.Up/Call2", "/x"}) {
+    grpc::ClientContext context;
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1), response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status s) { done.set_value(s); });
+    CHECK(done.get_future().get().error_code() ==
+          grpc::StatusCode::UNIMPLEMENTED);
+  }
+  std::string scrape =
+      ValueOrDie(testing::HttpGet(server.runner.metrics_port(), "/metrics"));
+  INFO(scrape);
+  CHECK_FALSE(absl::StrContains(scrape, "made.Up"));
+  CHECK_FALSE(absl::StrContains(scrape, "Call1"));
+  CHECK(absl::StrContains(
+      scrape,
+      "certplane_grpc_server_handled_total{grpc_code=\"UNIMPLEMENTED\","
+      "grpc_method=\"unknown\",grpc_service=\"unknown\"} 3\n"));
 }
 
 TEST_CASE("EachRpcWritesOneJsonLogLine") {

@@ -15,11 +15,12 @@
 #include "google/protobuf/message.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
-#include "grpcpp/support/client_callback.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/stub_options.h"
 #include "libs/server/caller.h"
 #include "libs/server/json_log.h"
 #include "libs/status/grpc_status.h"
+#include "services/gateway/cq_tag.h"
 #include "services/gateway/rpc_util.h"
 
 namespace certplane::gateway {
@@ -77,21 +78,37 @@ class Call : public std::enable_shared_from_this<Call> {
   }
 
  private:
-  class StreamReader;
-
   void Fail(const absl::Status& status) {
     Finish(certplane::ToGrpcStatus(status));
   }
-  void Finish(const grpc::Status& status);
+  // Tells the sink (after the audit record, when audited); with `reply`,
+  // the unary response goes with the status.
+  void Finish(const grpc::Status& status, bool reply = false);
   void Forward(const google::protobuf::MethodDescriptor& method,
                grpc::GenericStub& stub);
+
+  // The upstream call's events (on in_.queue's thread). Unary: one Finish.
+  // Server streaming: start, write the request (and close), then read until
+  // the stream ends, each message passed to the sink, then Finish.
+  void OnUnaryDone(bool ok);
+  void OnStreamStarted(bool ok);
+  void OnStreamWritten(bool ok);
+  void OnStreamRead(bool ok);
+  void OnStreamDone(bool ok);
 
   Dispatcher& d_;
   CallInput in_;
   CallSink* sink_;
   grpc::ClientContext context_;
   grpc::ByteBuffer response_;
-  std::unique_ptr<StreamReader> reader_;
+  grpc::Status status_;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> unary_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream_;
+  MemberTag<Call, &Call::OnUnaryDone> unary_tag_{this};
+  MemberTag<Call, &Call::OnStreamStarted> started_tag_{this};
+  MemberTag<Call, &Call::OnStreamWritten> written_tag_{this};
+  MemberTag<Call, &Call::OnStreamRead> read_tag_{this};
+  MemberTag<Call, &Call::OnStreamDone> stream_done_tag_{this};
   Principal principal_;
   std::string resource_;
   bool audited_ = false;
@@ -100,32 +117,6 @@ class Call : public std::enable_shared_from_this<Call> {
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool upstream_started_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-class Call::StreamReader final
-    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
- public:
-  explicit StreamReader(Call& call) : call_(call) {}
-
-  void Begin(const grpc::ByteBuffer* request) {
-    StartWrite(request);
-    StartWritesDone();
-    StartRead(&buffer_);
-    StartCall();
-  }
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows.
-    AddHold();        // Keeps OnDone away while the sink writes.
-    call_.sink_->OnMessage(buffer_, [this] {
-      StartRead(&buffer_);
-      RemoveHold();
-    });
-  }
-  void OnDone(const grpc::Status& status) override { call_.Finish(status); }
-
- private:
-  Call& call_;
-  grpc::ByteBuffer buffer_;
 };
 
 void Call::Run(bool may_block) {
@@ -239,31 +230,60 @@ void Call::Forward(const google::protobuf::MethodDescriptor& method,
     return;
   }
   if (method.server_streaming()) {
-    reader_ = std::make_unique<StreamReader>(*this);
-    stub.PrepareBidiStreamingCall(&context_, in_.method, grpc::StubOptions(),
-                                  reader_.get());
-    reader_->Begin(&in_.request);
+    stream_ = stub.PrepareCall(&context_, in_.method, in_.queue);
+    stream_->StartCall(&started_tag_);
     return;
   }
-  stub.UnaryCall(&context_, in_.method, grpc::StubOptions(), &in_.request,
-                 &response_, [this](grpc::Status status) {
-                   if (!status.ok()) return Finish(status);
-                   sink_->OnMessage(response_,
-                                    [this, status] { Finish(status); });
-                 });
+  unary_ = stub.PrepareUnaryCall(&context_, in_.method, in_.request, in_.queue);
+  unary_->StartCall();
+  unary_->Finish(&response_, &status_, &unary_tag_);
 }
 
-void Call::Finish(const grpc::Status& status) {
+void Call::OnUnaryDone(bool) { Finish(status_, /*reply=*/status_.ok()); }
+
+void Call::OnStreamStarted(bool ok) {
+  if (!ok) {  // The stream is broken; Finish tells why.
+    stream_->Finish(&status_, &stream_done_tag_);
+    return;
+  }
+  stream_->Write(in_.request, grpc::WriteOptions().set_last_message(),
+                 &written_tag_);
+}
+
+void Call::OnStreamWritten(bool ok) {
+  if (!ok) {
+    stream_->Finish(&status_, &stream_done_tag_);
+    return;
+  }
+  stream_->Read(&response_, &read_tag_);
+}
+
+void Call::OnStreamRead(bool ok) {
+  if (!ok) {  // The stream ended (or broke): its status.
+    stream_->Finish(&status_, &stream_done_tag_);
+    return;
+  }
+  sink_->OnMessage(response_,
+                   [this] { stream_->Read(&response_, &read_tag_); });
+}
+
+void Call::OnStreamDone(bool) { Finish(status_); }
+
+void Call::Finish(const grpc::Status& status, bool reply) {
   // Keep this call alive until the sink is told, even after self_ drops.
   std::shared_ptr<Call> keep = shared_from_this();
-  auto done = [this, keep, status] {
+  auto done = [this, keep, status, reply] {
     if (audited_) {
       d_.AuditResult(principal_, in_.method, resource_, in_.request_id,
                      certplane::FromGrpcStatus(status));
     }
     CallSink* sink = sink_;
     sink_ = nullptr;
-    sink->OnFinish(status);
+    if (reply) {
+      sink->OnReply(response_, status);
+    } else {
+      sink->OnFinish(status);
+    }
     absl::MutexLock lock(&mu_);
     self_.reset();
   };

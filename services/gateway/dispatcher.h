@@ -46,6 +46,7 @@
 
 namespace grpc {
 class Channel;
+class CompletionQueue;
 }  // namespace grpc
 
 namespace google::protobuf {
@@ -61,16 +62,23 @@ struct CallInput {
   std::string request_id;
   absl::Time deadline = absl::InfiniteFuture();
   grpc::ByteBuffer request;
+  // Where the upstream call's events go (the front's queue, whose thread
+  // takes each tag as a CqTag, cq_tag.h). Required.
+  grpc::CompletionQueue* queue = nullptr;
 };
 
-// Where a call's results go. OnMessage for each response (the next one is
-// read once `next` is called); then OnFinish exactly once, after which the
-// dispatcher never touches the sink again.
+// Where a call's results go. For a stream, OnMessage for each response
+// (the next one is read once `next` is called), then OnFinish. For a unary
+// call that succeeded, OnReply with the response and the status together.
+// Exactly one OnFinish or OnReply, after which the dispatcher never touches
+// the sink again.
 class CallSink {
  public:
   virtual ~CallSink() = default;
   virtual void OnMessage(const grpc::ByteBuffer& message,
                          std::function<void()> next) = 0;
+  virtual void OnReply(const grpc::ByteBuffer& message,
+                       const grpc::Status& status) = 0;
   virtual void OnFinish(const grpc::Status& status) = 0;
 };
 

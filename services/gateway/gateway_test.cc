@@ -483,6 +483,48 @@ TEST_CASE("ListsShowOnlyWhatTheCallersTeamsOwn") {
   }
 }
 
+TEST_CASE("AStreamEndsWhenItsClientCancelsAndTheGatewayStopsWithOneOpen") {
+  testing::LocalPlatform platform(kBinaries, {.dialect = db::Dialect::kSqlite,
+                                              .gateway_flags = kGatewayFlags});
+  auto channel = platform.gateway_channel();
+  const std::string admin = platform.admin_token();
+  ImportCertificate(channel, admin, "w.pay.example.com", "payments");
+  auto stub = inv::InventoryService::NewStub(channel);
+
+  // A waiting watch, cancelled by its client after the first change.
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + admin);
+    auto reader = stub->WatchChanges(&context, inv::WatchChangesRequest());
+    inv::Change change;
+    REQUIRE(reader->Read(&change));
+    context.TryCancel();
+    while (reader->Read(&change)) {
+    }
+    CHECK(reader->Finish().error_code() == grpc::StatusCode::CANCELLED);
+  }
+  // The gateway still serves after the cancellation.
+  inv::ListCertificatesRequest list;
+  auto listed = CallOk<inv::ListCertificatesResponse>(
+      channel, Method("inventory.v1.InventoryService", "ListCertificates"),
+      list, admin);
+  CHECK(listed.certificates_size() == 1);
+
+  // A watch left open does not keep the gateway from stopping: SIGTERM
+  // ends the stream (the client sees it end) and the process exits 0.
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + admin);
+  auto reader = stub->WatchChanges(&context, inv::WatchChangesRequest());
+  inv::Change change;
+  REQUIRE(reader->Read(&change));
+  const absl::Time stop = absl::Now();
+  platform.RestartGateway();  // SIGTERM, exit code 0 within 30 s, start.
+  CHECK(absl::Now() - stop < absl::Seconds(20));
+  while (reader->Read(&change)) {
+  }
+  CHECK(!reader->Finish().ok());
+}
+
 TEST_CASE("TheAuditLogVerifiesAndNamesAChangedRow") {
   for (db::Dialect dialect : testing::kAllDialects) {
     INFO("backend: " << db::DialectName(dialect));

@@ -1,6 +1,5 @@
 #include "services/gateway/grpc_front.h"
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -9,6 +8,7 @@
 #include "grpcpp/server_context.h"
 #include "libs/server/peer_identity.h"
 #include "libs/server/request_id.h"
+#include "services/gateway/cq_tag.h"
 
 namespace certplane::gateway {
 namespace {
@@ -19,43 +19,19 @@ std::string Metadata(const grpc::ServerContextBase& context, const char* name) {
   return std::string(it->second.data(), it->second.size());
 }
 
-class FrontReactor final : public grpc::ServerGenericBidiReactor,
-                           public CallSink {
+}  // namespace
+
+// One incoming call, from the queue's request to its end; deletes itself
+// once gRPC has reported both the sent status and the call's end. Its tags
+// all come from one queue, so one thread runs them one at a time; only the
+// sink's OnFinish/OnReply may come from a dispatcher worker.
+class FrontCall final : public CallSink {
  public:
-  FrontReactor(grpc::GenericCallbackServerContext* context,
-               Dispatcher& dispatcher)
-      : context_(context), dispatcher_(dispatcher) {
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "the call carried no request message"));
-      return;
-    }
-    CallInput input = CallInputFrom(*context_, context_->method());
-    input.request = std::move(request_);
-    refs_.fetch_add(1);  // Dropped once the handle is stored.
-    // Start may answer at once (on this thread), so no lock is held.
-    auto handle =
-        std::make_unique<CallHandle>(dispatcher_.Start(std::move(input), this));
-    {
-      absl::MutexLock lock(&mu_);
-      handle_ = std::move(handle);
-    }
-    Unref();
-  }
-
-  void OnCancel() override {
-    absl::MutexLock lock(&mu_);
-    if (handle_ != nullptr) handle_->Cancel();
-  }
-
-  // The call may finish (and gRPC call OnDone) before Start() returns.
-  void OnDone() override { Unref(); }
-  void Unref() {
-    if (refs_.fetch_sub(1) == 1) delete this;
+  FrontCall(GrpcFront& front, grpc::ServerCompletionQueue* queue)
+      : front_(front), queue_(queue), stream_(&context_) {
+    context_.AsyncNotifyWhenDone(&done_tag_);
+    front_.service_.RequestCall(&context_, &stream_, queue_, queue_,
+                                &request_tag_);
   }
 
   // CallSink.
@@ -65,32 +41,136 @@ class FrontReactor final : public grpc::ServerGenericBidiReactor,
       absl::MutexLock lock(&mu_);
       next_ = std::move(next);
     }
-    StartWrite(&message);
+    stream_.Write(message, &write_tag_);
   }
-  void OnWriteDone(bool ok) override {
+  void OnReply(const grpc::ByteBuffer& message,
+               const grpc::Status& status) override {
+    stream_.WriteAndFinish(message, grpc::WriteOptions(), status, &finish_tag_);
+  }
+  void OnFinish(const grpc::Status& status) override {
+    stream_.Finish(status, &finish_tag_);
+  }
+
+ private:
+  void OnRequest(bool ok) {
+    if (!ok) {  // The server is shutting down; this call never started.
+      delete this;
+      return;
+    }
+    {
+      absl::MutexLock lock(&front_.mu_);
+      ++front_.live_calls_;
+    }
+    new FrontCall(front_, queue_);  // Ready for the next call.
+    stream_.Read(&request_, &read_tag_);
+  }
+
+  void OnRead(bool ok) {
+    if (!ok) {
+      OnFinish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "the call carried no request message"));
+      return;
+    }
+    CallInput input = CallInputFrom(context_, context_.method());
+    input.request = std::move(request_);
+    input.queue = queue_;
+    // Start may finish the call at once; the finish tag is only taken from
+    // the queue once this handler returns, so `this` stays valid.
+    CallHandle handle = front_.dispatcher_.Start(std::move(input), this);
+    absl::MutexLock lock(&mu_);
+    handle_ = std::make_unique<CallHandle>(std::move(handle));
+    if (cancelled_) handle_->Cancel();
+  }
+
+  void OnWrite(bool ok) {
+    // When the client is gone (!ok), the done tag cancels the upstream;
+    // asking for the next message lets the call wind down.
+    (void)ok;
     std::function<void()> next;
     {
       absl::MutexLock lock(&mu_);
       next = std::move(next_);
     }
-    // When the client is gone (!ok), the upstream is cancelled by
-    // OnCancel; asking for the next message lets the call wind down.
-    (void)ok;
     if (next) next();
   }
-  void OnFinish(const grpc::Status& status) override { Finish(status); }
 
- private:
-  grpc::GenericCallbackServerContext* context_;
-  Dispatcher& dispatcher_;
+  void OnFinished(bool) {
+    finished_ = true;
+    MaybeEnd();
+  }
+
+  void OnDone(bool) {
+    done_ = true;
+    if (context_.IsCancelled()) {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      if (handle_ != nullptr) handle_->Cancel();
+    }
+    MaybeEnd();
+  }
+
+  void MaybeEnd() {
+    if (!finished_ || !done_) return;
+    GrpcFront& front = front_;
+    delete this;
+    front.CallEnded();
+  }
+
+  GrpcFront& front_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::GenericServerContext context_;
+  grpc::GenericServerAsyncReaderWriter stream_;
   grpc::ByteBuffer request_;
-  std::atomic<int> refs_{1};
+  bool finished_ = false;  // Queue thread only.
+  bool done_ = false;      // Queue thread only.
+
+  MemberTag<FrontCall, &FrontCall::OnRequest> request_tag_{this};
+  MemberTag<FrontCall, &FrontCall::OnRead> read_tag_{this};
+  MemberTag<FrontCall, &FrontCall::OnWrite> write_tag_{this};
+  MemberTag<FrontCall, &FrontCall::OnFinished> finish_tag_{this};
+  MemberTag<FrontCall, &FrontCall::OnDone> done_tag_{this};
+
   absl::Mutex mu_;
   std::unique_ptr<CallHandle> handle_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> next_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace
+GrpcFront::~GrpcFront() { Drain(); }
+
+void GrpcFront::Serve(std::vector<grpc::ServerCompletionQueue*> queues) {
+  queues_ = std::move(queues);
+  for (grpc::ServerCompletionQueue* queue : queues_) {
+    // A few calls waiting per queue, so a burst is matched at once.
+    for (int i = 0; i < 4; ++i) new FrontCall(*this, queue);
+    pollers_.emplace_back([queue] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (queue->Next(&tag, &ok)) static_cast<CqTag*>(tag)->OnEvent(ok);
+    });
+  }
+}
+
+void GrpcFront::CallEnded() {
+  absl::MutexLock lock(&mu_);
+  --live_calls_;
+}
+
+void GrpcFront::Drain() {
+  if (pollers_.empty()) return;
+  {
+    // The server has cancelled what was left; wait for those calls (and
+    // their upstream calls, which use the same queues) to end.
+    absl::MutexLock lock(&mu_);
+    auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return live_calls_ == 0;
+    };
+    mu_.Await(absl::Condition(&ended));
+  }
+  for (grpc::ServerCompletionQueue* queue : queues_) queue->Shutdown();
+  for (std::thread& t : pollers_) t.join();
+  pollers_.clear();
+}
 
 CallInput CallInputFrom(const grpc::ServerContextBase& context,
                         std::string method) {
@@ -104,11 +184,6 @@ CallInput CallInputFrom(const grpc::ServerContextBase& context,
   absl::Time deadline = absl::FromChrono(context.deadline());
   if (deadline < absl::Now() + absl::Hours(24 * 365)) input.deadline = deadline;
   return input;
-}
-
-grpc::ServerGenericBidiReactor* GrpcFront::CreateReactor(
-    grpc::GenericCallbackServerContext* context) {
-  return new FrontReactor(context, dispatcher_);
 }
 
 }  // namespace certplane::gateway

@@ -18,7 +18,7 @@
 //   --http_listen_address the HTTP/JSON front (http_front.h); empty: none
 //   --web_root            the web UI's build folder, served as static files
 //   --checkpoint_interval, --token_cache_ttl, --worker_threads,
-//   --rate_limit_per_second, --rate_limit_burst
+//   --front_threads, --rate_limit_per_second, --rate_limit_burst
 //   plus the runtime's --listen_address, --tls_*, ... flags. Clients need
 //   no certificate at the front (tokens); services that present one are
 //   verified against --tls_client_ca_file.
@@ -27,8 +27,10 @@
 // upstreams (mTLS with this gateway's certificate, or plaintext with the
 // development flag, where identities travel in x-certplane-dev-* headers),
 // then serves until SIGTERM.
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -93,7 +95,11 @@ ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(5),
 ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5),
           "How long a token lookup is reused (revocations in other replicas "
           "take at most this long)");
-ABSL_FLAG(int, worker_threads, 8, "Threads that authorize and audit calls");
+ABSL_FLAG(int, worker_threads, 8,
+          "Threads that authorize and audit calls that may block");
+ABSL_FLAG(int, front_threads, 0,
+          "Threads (one completion queue each) that serve forwarded calls; "
+          "0: one per CPU");
 ABSL_FLAG(absl::Duration, owner_cache_ttl, absl::Seconds(5),
           "How long a looked-up resource owner is reused for authorization "
           "(changes made through this gateway apply at once)");
@@ -218,7 +224,14 @@ absl::Status Run() {
   dispatcher_options.rate_limit_burst = absl::GetFlag(FLAGS_rate_limit_burst);
   gateway::Dispatcher dispatcher(authenticator, audit, std::move(upstreams),
                                  dispatcher_options);
-  gateway::GrpcFront front(dispatcher);
+  int front_threads = absl::GetFlag(FLAGS_front_threads);
+  if (front_threads < 0 || front_threads > 256) {
+    return absl::InvalidArgumentError("--front_threads must be 0-256");
+  }
+  if (front_threads == 0) {
+    front_threads = std::max(1u, std::thread::hardware_concurrency());
+  }
+  gateway::GrpcFront front(dispatcher, front_threads);
   gateway::GatewayServiceImpl gateway_service(*store, authenticator, dispatcher,
                                               clock);
   gateway::AuditServiceImpl audit_service(*store, authenticator, dispatcher,

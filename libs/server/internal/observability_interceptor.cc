@@ -4,9 +4,12 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/descriptor.h"
 #include "grpcpp/server_context.h"
 #include "libs/server/internal/request_id_registry.h"
 #include "libs/server/json_log.h"
@@ -153,19 +156,42 @@ RpcMetrics::RpcMetrics(prometheus::Registry& registry)
               .Help("Time from the start of an RPC until its status is sent.")
               .Register(registry)) {}
 
-void RpcMetrics::Record(const std::string& service, const std::string& method,
-                        const std::string& code, double seconds) {
-  handled_
-      .Add({{"grpc_service", service},
-            {"grpc_method", method},
-            {"grpc_code", code}})
-      .Increment();
+RpcMetrics::Series RpcMetrics::Lookup(const std::string& service,
+                                      const std::string& method,
+                                      const std::string& code) {
+  const std::string key = absl::StrCat(service, "/", method, "/", code);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = series_.find(key);
+    if (it != series_.end()) return it->second;
+  }
+  // gRPC's own services (health, reflection) and every linked proto's.
+  const bool known =
+      absl::StartsWith(service, "grpc.") ||
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+          absl::StrCat(service, ".", method)) != nullptr;
+  const std::string s = known ? service : "unknown";
+  const std::string m = known ? method : "unknown";
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
       0.25,  0.5,    1,     2.5,  5,     10,   30};
-  handling_seconds_
-      .Add({{"grpc_service", service}, {"grpc_method", method}}, kBuckets)
-      .Observe(seconds);
+  Series series{
+      &handled_.Add(
+          {{"grpc_service", s}, {"grpc_method", m}, {"grpc_code", code}}),
+      &handling_seconds_.Add({{"grpc_service", s}, {"grpc_method", m}},
+                             kBuckets)};
+  if (known) {  // Unknown names are not kept: there is no bound on them.
+    absl::MutexLock lock(&mu_);
+    series_.emplace(key, series);
+  }
+  return series;
+}
+
+void RpcMetrics::Record(const std::string& service, const std::string& method,
+                        const std::string& code, double seconds) {
+  Series series = Lookup(service, method, code);
+  series.handled->Increment();
+  series.seconds->Observe(seconds);
 }
 
 grpc::experimental::Interceptor*

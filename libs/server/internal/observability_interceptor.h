@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -21,6 +23,11 @@ inline constexpr char kHandlingSecondsMetric[] =
     "certplane_grpc_server_handling_seconds";
 
 // Shared by every RPC's interceptor. Thread-safe.
+//
+// Label values are bounded: a method that no linked proto declares (a
+// client can send any name to the gateway's generic service) is counted as
+// grpc_service="unknown", grpc_method="unknown". Each method's series are
+// looked up once and kept, so recording an RPC takes no label maps.
 class RpcMetrics {
  public:
   explicit RpcMetrics(prometheus::Registry& registry);
@@ -28,8 +35,18 @@ class RpcMetrics {
               const std::string& code, double seconds);
 
  private:
+  struct Series {
+    prometheus::Counter* handled;
+    prometheus::Histogram* seconds;
+  };
+  Series Lookup(const std::string& service, const std::string& method,
+                const std::string& code);
+
   prometheus::Family<prometheus::Counter>& handled_;
   prometheus::Family<prometheus::Histogram>& handling_seconds_;
+  absl::Mutex mu_;
+  // By "service/method/code".
+  absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
 };
 
 class ObservabilityInterceptorFactory final
