@@ -1,7 +1,10 @@
-// gateway_bench: the cost of the gateway. The same RPC
-// (InventoryService/GetCertificate of one certificate) is called directly on
+// gateway_bench: the cost of the gateway. The same RPC is called directly on
 // the inventory and through the gateway, in one run, by the same closed-loop
-// clients, and the QPS, p50/p99 latency and ratio are printed.
+// clients, and the QPS, p50/p99 latency, CPU per call and ratio are printed,
+// for two RPCs: InventoryService/GetCertificate of one certificate (the
+// cheapest read, where the gateway's share is largest) and a
+// ListCertificates page of 50 (what the web UI and `certplane cert list`
+// call).
 //
 //   build/bench/gateway/gateway_bench [--calls=20000] [--clients=8]
 //   CERTPLANE_BENCH_CALLGRIND=certplane-gateway build/bench/...  (profile)
@@ -18,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -43,6 +47,9 @@ using bench::ValueOrDie;
 using server::testing::ChildProcess;
 namespace inv = ::certplane::inventory::v1;
 namespace gw = ::certplane::gateway::v1;
+
+// Certificates imported for the List side (one team's).
+constexpr int kListedCertificates = 60;
 
 struct Flags {
   int calls = 20000;
@@ -156,26 +163,37 @@ int Main(int argc, char** argv) {
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", gateway_port),
                           grpc::InsecureChannelCredentials());
 
-  // One certificate, and a viewer of its team.
-  crypto::testing::TestCertOptions options;
-  options.common_name = "bench.example.com";
-  auto chain = ValueOrDie("chain", crypto::testing::MakeChain(options));
+  // The certificates of one team (GetCertificate asks for the first, a
+  // ListCertificates page holds 50), and a viewer of that team.
   std::string name;
   {
     inv::ImportCertificatesRequest request;
     request.set_owner("payments");
-    auto* file = request.add_files();
-    file->set_filename("bench.pem");
-    file->set_data(chain.leaf.cert.ToPem() + chain.intermediate.cert.ToPem());
+    crypto::testing::TestCertOptions options;
+    options.common_name = "bench-ca.example.com";
+    auto chain = ValueOrDie("chain", crypto::testing::MakeChain(options));
+    for (int i = 0; i < kListedCertificates; ++i) {
+      crypto::testing::TestCertOptions leaf;
+      leaf.common_name = absl::StrCat("bench-", i, ".example.com");
+      auto cert = ValueOrDie(
+          "leaf", crypto::testing::MakeLeaf(chain.intermediate, leaf));
+      auto* file = request.add_files();
+      file->set_filename(absl::StrCat("bench-", i, ".pem"));
+      file->set_data(cert.cert.ToPem() + chain.intermediate.cert.ToPem());
+    }
     inv::ImportCertificatesResponse response;
     grpc::ClientContext context;
     context.AddMetadata("authorization", "Bearer " + admin);
     bench::CheckOk("import",
                    inv::InventoryService::NewStub(gateway_channel)
                        ->ImportCertificates(&context, request, &response));
-    for (const auto& c : response.files(0).certificates()) {
-      if (absl::StartsWith(c.certificate(), "certificates/")) {
-        name = c.certificate();
+    for (const auto& f : response.files()) {
+      for (const auto& c : f.certificates()) {
+        if (name.empty() &&
+            absl::StartsWith(c.certificate(), "certificates/") &&
+            c.error().empty()) {
+          name = c.certificate();
+        }
       }
     }
   }
@@ -197,10 +215,6 @@ int Main(int argc, char** argv) {
     viewer = response.secret();
   }
 
-  std::printf("gateway_bench: GetCertificate, %d calls per side, %d clients\n",
-              flags.calls, flags.clients);
-  inv::GetCertificateRequest request;
-  request.set_name(name);
   // The three sides take turns in five rounds, so that drift on a shared
   // machine hits all of them alike.
   struct Side {
@@ -213,68 +227,98 @@ int Main(int argc, char** argv) {
     // bench's own clients.
     double cpu[3] = {0, 0, 0};
   };
-  std::vector<Side> sides;
-  sides.push_back({"direct to the inventory", direct_channel, "", {}, {}});
-  sides.push_back(
-      {"through the gateway (admin)", gateway_channel, admin, {}, {}});
-  sides.push_back(
-      {"through the gateway (team)", gateway_channel, viewer, {}, {}});
-  for (Side& side : sides) {
-    for (int c = 0; c < flags.clients; ++c) {
-      side.stubs.push_back(inv::InventoryService::NewStub(side.channel));
-    }
-  }
-  auto round = [&](Side& side, int calls) {
-    auto call = [&](int c, int) {
-      grpc::ClientContext context;
-      if (side.token.empty()) {
-        context.AddMetadata("x-certplane-dev-identity", "bench");
-      } else {
-        context.AddMetadata("authorization", "Bearer " + side.token);
-      }
-      inv::ManagedCertificate response;
-      grpc::Status s =
-          side.stubs[c]->GetCertificate(&context, request, &response);
-      if (!s.ok()) {
-        std::fprintf(stderr, "GetCertificate %s: %s\n", name.c_str(),
-                     s.error_message().c_str());
-      }
-      return s.ok();
-    };
-    return bench::RunClosedLoop(calls, flags.clients, call);
+  // One RPC as the bench calls it; false when it failed (printed).
+  using Rpc = std::function<grpc::Status(inv::InventoryService::Stub&,
+                                         grpc::ClientContext&)>;
+  inv::GetCertificateRequest get;
+  get.set_name(name);
+  inv::ListCertificatesRequest list;
+  list.set_page_size(50);
+  const std::vector<std::pair<std::string, Rpc>> rpcs = {
+      {"GetCertificate",
+       [&](inv::InventoryService::Stub& stub, grpc::ClientContext& context) {
+         inv::ManagedCertificate response;
+         return stub.GetCertificate(&context, get, &response);
+       }},
+      {"ListCertificates (page of 50)",
+       [&](inv::InventoryService::Stub& stub, grpc::ClientContext& context) {
+         inv::ListCertificatesResponse response;
+         grpc::Status s = stub.ListCertificates(&context, list, &response);
+         if (s.ok() && response.certificates_size() != 50) {
+           return grpc::Status(
+               grpc::StatusCode::INTERNAL,
+               absl::StrCat("listed ", response.certificates_size(),
+                            " certificates, not 50"));
+         }
+         return s;
+       }},
   };
-  for (Side& side : sides)
-    round(side, std::min(2000, flags.calls));  // Warm-up.
-  constexpr int kRounds = 5;
   auto cpu_now = [&](double out[3]) {
     out[0] = bench::ProcessCpuSeconds(gateway->pid());
     out[1] = bench::ProcessCpuSeconds(inventory->pid());
     out[2] = bench::ProcessCpuSeconds(getpid());
   };
-  for (int r = 0; r < kRounds; ++r) {
+  for (const auto& [rpc_name, rpc] : rpcs) {
+    std::printf("gateway_bench: %s, %d calls per side, %d clients\n",
+                rpc_name.c_str(), flags.calls, flags.clients);
+    std::vector<Side> sides;
+    sides.push_back({"direct to the inventory", direct_channel, "", {}, {}});
+    sides.push_back(
+        {"through the gateway (admin)", gateway_channel, admin, {}, {}});
+    sides.push_back(
+        {"through the gateway (team)", gateway_channel, viewer, {}, {}});
     for (Side& side : sides) {
-      double before[3], after[3];
-      cpu_now(before);
-      bench::LoopResult part = round(side, flags.calls / kRounds);
-      cpu_now(after);
-      for (int i = 0; i < 3; ++i) side.cpu[i] += after[i] - before[i];
-      side.total.seconds += part.seconds;
-      side.total.latencies_ms.insert(side.total.latencies_ms.end(),
-                                     part.latencies_ms.begin(),
-                                     part.latencies_ms.end());
+      for (int c = 0; c < flags.clients; ++c) {
+        side.stubs.push_back(inv::InventoryService::NewStub(side.channel));
+      }
     }
+    auto round = [&](Side& side, int calls) {
+      auto call = [&](int c, int) {
+        grpc::ClientContext context;
+        if (side.token.empty()) {
+          context.AddMetadata("x-certplane-dev-identity", "bench");
+        } else {
+          context.AddMetadata("authorization", "Bearer " + side.token);
+        }
+        grpc::Status s = rpc(*side.stubs[c], context);
+        if (!s.ok()) {
+          std::fprintf(stderr, "%s: %s\n", rpc_name.c_str(),
+                       s.error_message().c_str());
+        }
+        return s.ok();
+      };
+      return bench::RunClosedLoop(calls, flags.clients, call);
+    };
+    for (Side& side : sides)
+      round(side, std::min(2000, flags.calls));  // Warm-up.
+    constexpr int kRounds = 5;
+    for (int r = 0; r < kRounds; ++r) {
+      for (Side& side : sides) {
+        double before[3], after[3];
+        cpu_now(before);
+        bench::LoopResult part = round(side, flags.calls / kRounds);
+        cpu_now(after);
+        for (int i = 0; i < 3; ++i) side.cpu[i] += after[i] - before[i];
+        side.total.seconds += part.seconds;
+        side.total.latencies_ms.insert(side.total.latencies_ms.end(),
+                                       part.latencies_ms.begin(),
+                                       part.latencies_ms.end());
+      }
+    }
+    const int per_side = flags.calls / kRounds * kRounds;
+    for (const Side& side : sides) Print(side.label, per_side, side.total);
+    std::printf("CPU microseconds per call (user + system):\n");
+    for (const Side& side : sides) {
+      std::printf("  %-28s gateway %6.1f  inventory %6.1f  clients %6.1f\n",
+                  side.label, side.cpu[0] * 1e6 / per_side,
+                  side.cpu[1] * 1e6 / per_side, side.cpu[2] * 1e6 / per_side);
+    }
+    std::printf(
+        "ratio gateway/direct: %.2f (admin), %.2f (team viewer) QPS\n\n",
+        sides[0].total.seconds / sides[1].total.seconds,
+        sides[0].total.seconds / sides[2].total.seconds);
+    std::fflush(stdout);
   }
-  const int per_side = flags.calls / kRounds * kRounds;
-  for (const Side& side : sides) Print(side.label, per_side, side.total);
-  std::printf("CPU microseconds per call (user + system):\n");
-  for (const Side& side : sides) {
-    std::printf("  %-28s gateway %6.1f  inventory %6.1f  clients %6.1f\n",
-                side.label, side.cpu[0] * 1e6 / per_side,
-                side.cpu[1] * 1e6 / per_side, side.cpu[2] * 1e6 / per_side);
-  }
-  std::printf("ratio gateway/direct: %.2f (admin), %.2f (team viewer) QPS\n",
-              sides[0].total.seconds / sides[1].total.seconds,
-              sides[0].total.seconds / sides[2].total.seconds);
   std::printf("gateway peak RSS: %ld KiB\n",
               bench::ProcStatusKb(gateway->pid(), "VmHWM"));
   for (auto* p : {gateway.get(), inventory.get(), vault.get()}) {

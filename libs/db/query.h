@@ -36,9 +36,7 @@ absl::Status RunQuery(soci::session& sql, const std::string& query,
   soci::statement st(sql);
   row.Exchange(st);
   params.BindTo(st);
-  st.alloc();
-  st.prepare(query);
-  st.define_and_bind();
+  PrepareOnce(st, query);
   st.execute(false);
   while (st.fetch()) {
     if (absl::Status s = on_row(); !s.ok()) return s;

@@ -38,13 +38,17 @@ std::string SqlParams::Name(std::string* s, long long* i) {
   return absl::StrCat(":", bound_.back().name);
 }
 
+void PrepareOnce(soci::statement& st, const std::string& sql) {
+  st.alloc();
+  st.prepare(sql, soci::details::st_one_time_query);
+  st.define_and_bind();
+}
+
 long long ExecuteWithParams(soci::session& session, const std::string& sql,
                             SqlParams& params) {
   soci::statement st(session);
   params.BindTo(st);
-  st.alloc();
-  st.prepare(sql);
-  st.define_and_bind();
+  PrepareOnce(st, sql);
   st.execute(true);
   if (session.get_backend_name() == "sqlite3") {
     // SOCI 4.0's SQLite backend does not always report the count of a

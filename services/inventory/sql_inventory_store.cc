@@ -2342,12 +2342,12 @@ absl::StatusOr<CertificatePage> SqlInventoryStore::ListCertificates(
           soci::statement st(sql);
           st.exchange(soci::into(total));
           cp.BindTo(st);
-          st.alloc();
-          st.prepare(absl::StrCat(
-              "SELECT COUNT(*) FROM (SELECT 1 FROM certificates c WHERE ",
-              *count_where, " LIMIT ", Int(kInventoryTotalSizeCap + 1),
-              ") capped"));
-          st.define_and_bind();
+          db::PrepareOnce(
+              st,
+              absl::StrCat(
+                  "SELECT COUNT(*) FROM (SELECT 1 FROM certificates c WHERE ",
+                  *count_where, " LIMIT ", Int(kInventoryTotalSizeCap + 1),
+                  ") capped"));
           st.execute(true);
           page.total_size = total;
         }

@@ -886,11 +886,10 @@ absl::StatusOr<OrderPage> SqlIssuanceStore::ListOrders(
           soci::statement st(sql);
           st.exchange(soci::into(total));
           cp.BindTo(st);
-          st.alloc();
-          st.prepare(
+          db::PrepareOnce(
+              st,
               absl::StrCat("SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE ",
                            *w, " LIMIT ", kOrderTotalSizeCap + 1, ") capped"));
-          st.define_and_bind();
           st.execute(true);
           page.total_size = total;
         }

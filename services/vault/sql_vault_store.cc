@@ -214,12 +214,9 @@ void LoadLabels(soci::session& sql, std::vector<KeyRecord>& keys) {
   st.exchange(soci::into(name));
   st.exchange(soci::into(value));
   params.BindTo(st);
-  st.alloc();
-  st.prepare(
-      absl::StrCat("SELECT key_id, name, value FROM key_labels "
-                   "WHERE key_id IN (",
-                   absl::StrJoin(placeholders, ", "), ")"));
-  st.define_and_bind();
+  db::PrepareOnce(st, absl::StrCat("SELECT key_id, name, value FROM key_labels "
+                                   "WHERE key_id IN (",
+                                   absl::StrJoin(placeholders, ", "), ")"));
   st.execute(false);
   while (st.fetch()) {
     auto it = by_id.find(key_id);
@@ -255,9 +252,8 @@ absl::StatusOr<std::vector<KeyRecord>> QueryKeys(soci::session& sql,
   st.exchange(soci::into(create_us));
   st.exchange(soci::into(destroy_us, destroy_ind));
   params.BindTo(st);
-  st.alloc();
-  st.prepare(absl::StrCat("SELECT ", KeyColumns(dialect), " FROM keys ", tail));
-  st.define_and_bind();
+  db::PrepareOnce(
+      st, absl::StrCat("SELECT ", KeyColumns(dialect), " FROM keys ", tail));
   st.execute(false);
 
   std::vector<KeyRecord> out;
