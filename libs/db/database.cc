@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "libs/db/internal/errors.h"
 #include "libs/db/internal/url.h"
+#include "libs/db/statement_cache.h"
 
 namespace certplane::db {
 namespace {
@@ -155,9 +156,15 @@ class Database::Pool {
   struct Lease {
     int index;
     soci::session* session;
+    // SQLite: whether the session is in PRAGMA query_only mode now. Owned by
+    // the lease holder until Release().
+    bool* query_only;
   };
 
-  absl::StatusOr<Lease> Acquire(absl::Duration timeout) {
+  // `read_only`: on SQLite, a free session already in query_only mode is
+  // preferred (and one not in it for writes): switching the pragma expires
+  // every prepared statement of the session (statement_cache.h).
+  absl::StatusOr<Lease> Acquire(absl::Duration timeout, bool read_only) {
     int index = -1;
     {
       absl::MutexLock lock(&mu_);
@@ -175,16 +182,19 @@ class Database::Pool {
             "; raise the pool size or shorten transactions"));
       }
       for (size_t i = 0; i < slots_.size(); ++i) {
-        if (!slots_[i].in_use) {
-          slots_[i].in_use = true;
+        if (slots_[i].in_use) continue;
+        if (index < 0 || (slots_[i].query_only == read_only &&
+                          slots_[index].query_only != read_only)) {
           index = static_cast<int>(i);
-          break;
         }
       }
+      slots_[index].in_use = true;
     }
     Slot& slot = slots_[index];  // owned by this lease now
     if (slot.session != nullptr && !Healthy(*slot.session)) {
+      slot.statements.reset();
       slot.session.reset();
+      slot.query_only = false;
     }
     if (slot.session == nullptr) {
       absl::StatusOr<std::unique_ptr<soci::session>> opened = db_.OpenSession();
@@ -193,19 +203,29 @@ class Database::Pool {
         return opened.status();
       }
       slot.session = *std::move(opened);
+      if (db_.dialect_ == Dialect::kSqlite) {
+        slot.statements = std::make_unique<StatementCache>(*slot.session);
+      }
     }
-    return Lease{index, slot.session.get()};
+    return Lease{index, slot.session.get(), &slot.query_only};
   }
 
   void Release(int index, bool broken) {
     absl::MutexLock lock(&mu_);
-    if (broken) slots_[index].session.reset();
+    if (broken) {
+      slots_[index].statements.reset();
+      slots_[index].session.reset();
+      slots_[index].query_only = false;
+    }
     slots_[index].in_use = false;
   }
 
  private:
   struct Slot {
     std::unique_ptr<soci::session> session;
+    // Destroyed before the session it belongs to.
+    std::unique_ptr<StatementCache> statements;
+    bool query_only = false;
     bool in_use = false;
   };
 
@@ -360,36 +380,35 @@ absl::Status Database::Transact(TxFn fn, TxMode mode) {
 
 absl::Status Database::TransactOnce(TxFn fn, TxMode mode, bool& retryable) {
   retryable = false;
-  absl::StatusOr<Pool::Lease> lease = pool_->Acquire(options_.acquire_timeout);
+  const bool read_only = mode == TxMode::kReadOnly;
+  absl::StatusOr<Pool::Lease> lease =
+      pool_->Acquire(options_.acquire_timeout, read_only);
   if (!lease.ok()) return lease.status();
   soci::session& session = *lease->session;
-  // SQLite has no read-only transactions; query_only makes every write on
-  // the connection fail (SQLITE_READONLY) until it is switched off again.
-  const bool sqlite_read_only =
-      dialect_ == Dialect::kSqlite && mode == TxMode::kReadOnly;
-  auto release = [&](bool broken) {
-    if (sqlite_read_only && !broken) {
-      try {
-        SqliteExec(session, "PRAGMA query_only = OFF");
-      } catch (...) {
-        broken = true;  // a session stuck read-only must not be reused
-      }
-    }
-    pool_->Release(lease->index, broken);
-  };
+  auto release = [&](bool broken) { pool_->Release(lease->index, broken); };
 
-  const char* begin_sql = nullptr;
+  std::string begin_sql;
+  bool switched_mode = false;
   if (dialect_ == Dialect::kPostgres) {
-    begin_sql = mode == TxMode::kReadOnly ? "BEGIN READ ONLY" : "BEGIN";
+    begin_sql = read_only ? "BEGIN READ ONLY" : "BEGIN";
   } else {
-    begin_sql = mode == TxMode::kReadOnly ? "PRAGMA query_only = ON; BEGIN"
-                                          : "BEGIN IMMEDIATE";
+    // SQLite has no read-only transactions; query_only makes every write on
+    // the connection fail (SQLITE_READONLY). A session stays in the mode of
+    // its last transaction, since switching expires its statements.
+    if (*lease->query_only != read_only) {
+      begin_sql =
+          read_only ? "PRAGMA query_only = ON; " : "PRAGMA query_only = OFF; ";
+      *lease->query_only = read_only;
+      switched_mode = true;
+    }
+    absl::StrAppend(&begin_sql, read_only ? "BEGIN" : "BEGIN IMMEDIATE");
   }
   try {
     ExecuteScript(session, begin_sql);
   } catch (...) {
     DbError error = ClassifyCurrentException("begin transaction");
-    release(error.connection_lost);
+    // A session whose mode switch may not have happened is not reused.
+    release(error.connection_lost || switched_mode);
     // Nothing ran yet, so a lost connection is safe to retry on a new one.
     retryable = error.retryable || error.connection_lost;
     return error.status;

@@ -11,9 +11,12 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "libs/db/query.h"
+#include "libs/db/sql_params.h"
 #include "libs/testing/db_test_util.h"
 #include "libs/testing/postgres_fixture.h"
 #include "libs/testing/status_matchers.h"
@@ -492,6 +495,80 @@ TEST_CASE("SkipLockedClaimTakesTheNextRowWithoutWaiting") {
   holder.join();
   CHECK(first == 1);
   CHECK(second == 2);
+}
+
+TEST_CASE("ReusedStatementsRunAgainWithNewValuesAfterErrorsAndEarlyStops") {
+  for (Dialect dialect : testing::kAllDialects) {
+    INFO("backend: " << DialectName(dialect));
+    auto db = OpenFreshDatabase(dialect);
+    REQUIRE_THAT(db->Transact([&](soci::session& s) {
+      s << "CREATE TABLE hosts (name TEXT PRIMARY KEY, team TEXT NOT NULL)";
+      return absl::OkStatus();
+    }),
+                 IsOk());
+    const std::string insert = "INSERT INTO hosts(name, team) VALUES (";
+    auto add = [&](const std::string& name, const std::string& team) {
+      return db->Transact([&](soci::session& s) {
+        SqlParams p;
+        std::string sql =
+            absl::StrCat(insert, p.Add(name), ", ", p.Add(team), ")");
+        const long long changed = ExecuteWithParams(s, sql, p);  // May throw.
+        CHECK(changed == 1);
+        return absl::OkStatus();
+      });
+    };
+    for (int i = 0; i < 6; ++i) {
+      REQUIRE_THAT(add(absl::StrCat("h", i), i % 2 == 0 ? "web" : "db"),
+                   IsOk());
+    }
+    // A unique violation, then the same statement again.
+    CHECK_THAT(add("h0", "web"), StatusIs(absl::StatusCode::kAlreadyExists));
+    REQUIRE_THAT(add("h6", "web"), IsOk());
+
+    struct Row {
+      std::string name;
+      void Exchange(soci::statement& st) { st.exchange(soci::into(name)); }
+    };
+    // The same SELECT text with other values, and one stopped after a row.
+    auto names = [&](const std::string& team, int stop_after,
+                     const std::string& also = "") {
+      std::vector<std::string> out;
+      REQUIRE_THAT(db->Transact(
+                       [&](soci::session& s) {
+                         SqlParams p;
+                         Row row;
+                         return RunQuery(
+                             s,
+                             "SELECT name FROM hosts WHERE team = " +
+                                 p.Add(team) + also + " ORDER BY name",
+                             p, row, [&]() -> absl::Status {
+                               out.push_back(row.name);
+                               if (static_cast<int>(out.size()) == stop_after) {
+                                 return absl::CancelledError("enough");
+                               }
+                               return absl::OkStatus();
+                             });
+                       },
+                       TxMode::kReadOnly),
+                   StatusIs(stop_after > 0 ? absl::StatusCode::kCancelled
+                                           : absl::StatusCode::kOk));
+      return out;
+    };
+    for (int round = 0; round < 3; ++round) {
+      CHECK(names("web", 0) ==
+            std::vector<std::string>{"h0", "h2", "h4", "h6"});
+      CHECK(names("db", 1) == std::vector<std::string>{"h1"});
+      CHECK(names("db", 0) == std::vector<std::string>{"h1", "h3", "h5"});
+      // A write after a stopped read on the same session commits.
+      REQUIRE_THAT(add(absl::StrCat("x", round), "ops"), IsOk());
+    }
+    // More distinct statements than a session keeps.
+    for (int i = 0; i < 300; ++i) {
+      CHECK(names("web", 0, absl::StrCat(" AND length(name) > ", -i)).size() ==
+            4);
+    }
+    CHECK(Count(*db, "hosts") == 10);
+  }
 }
 
 }  // namespace

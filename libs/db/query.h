@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "libs/db/sql_params.h"
+#include "libs/db/statement_cache.h"
 
 namespace certplane::db {
 
@@ -33,12 +34,12 @@ template <typename Row>
 absl::Status RunQuery(soci::session& sql, const std::string& query,
                       SqlParams& params, Row& row,
                       const std::function<absl::Status()>& on_row) {
-  soci::statement st(sql);
-  row.Exchange(st);
-  params.BindTo(st);
-  PrepareOnce(st, query);
-  st.execute(false);
-  while (st.fetch()) {
+  ReusableStatement st(sql, query);
+  row.Exchange(*st);
+  params.BindTo(*st);
+  st.Bind();
+  st->execute(false);
+  while (st->fetch()) {
     if (absl::Status s = on_row(); !s.ok()) return s;
   }
   return absl::OkStatus();

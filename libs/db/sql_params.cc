@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "libs/db/statement_cache.h"
 
 namespace certplane::db {
 
@@ -38,18 +39,12 @@ std::string SqlParams::Name(std::string* s, long long* i) {
   return absl::StrCat(":", bound_.back().name);
 }
 
-void PrepareOnce(soci::statement& st, const std::string& sql) {
-  st.alloc();
-  st.prepare(sql, soci::details::st_one_time_query);
-  st.define_and_bind();
-}
-
 long long ExecuteWithParams(soci::session& session, const std::string& sql,
                             SqlParams& params) {
-  soci::statement st(session);
-  params.BindTo(st);
-  PrepareOnce(st, sql);
-  st.execute(true);
+  ReusableStatement st(session, sql);
+  params.BindTo(*st);
+  st.Bind();
+  st->execute(true);
   if (session.get_backend_name() == "sqlite3") {
     // SOCI 4.0's SQLite backend does not always report the count of a
     // statement it ran; ask SQLite directly (same connection, same
@@ -58,7 +53,7 @@ long long ExecuteWithParams(soci::session& session, const std::string& sql,
     session << "SELECT changes()", soci::into(changed);
     return changed;
   }
-  return st.get_affected_rows();
+  return st->get_affected_rows();
 }
 
 namespace {

@@ -7,9 +7,9 @@
 //
 //   db::SqlParams params;
 //   std::string sql = "SELECT id FROM t WHERE owner = " + params.Add(owner);
-//   soci::statement st(session);
-//   params.BindTo(st);
-//   db::PrepareOnce(st, sql); st.execute(true);
+//   db::ReusableStatement st(session, sql);   // statement_cache.h
+//   params.BindTo(*st);
+//   st.Bind(); st->execute(true);
 //
 // or db::ExecuteWithParams(session, sql, params) for statements without
 // results (returns the affected row count on both backends).
@@ -54,13 +54,6 @@ class SqlParams {
   std::deque<long long> ints_;
   std::vector<Bound> bound_;
 };
-
-// Readies `st`, whose into and use elements are exchanged already, to run
-// `sql`: alloc, prepare as a one-time query, define and bind. One-time
-// matters on PostgreSQL: SOCI runs it as one PQexecParams round trip,
-// where a "repeatable" statement costs three (PQprepare, PQexecPrepared,
-// DEALLOCATE) for a statement that runs once.
-void PrepareOnce(soci::statement& st, const std::string& sql);
 
 // Prepares and runs `sql` with `params`; returns the number of rows it
 // changed (asked of SQLite with changes(), whose count SOCI 4.0 does not

@@ -202,9 +202,13 @@ void Log(Level level, absl::string_view message,
   Log(level, message, absl::Span<const Field>(fields.begin(), fields.size()));
 }
 
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= g_minimum_level.load();
+}
+
 void Log(Level level, absl::string_view message,
          absl::Span<const Field> fields) {
-  if (static_cast<int>(level) < g_minimum_level.load()) return;
+  if (!Enabled(level)) return;
   std::string line = FormatLine(level, message, fields, absl::Now());
   Sink& sink = GetSink();
   absl::MutexLock lock(&sink.mu);

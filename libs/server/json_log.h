@@ -96,6 +96,8 @@ inline void Error(absl::string_view message,
 
 // Lines below `level` are dropped. Default: kInfo.
 void SetMinimumLevel(Level level);
+// Whether a line at `level` would be written (skip building its fields).
+bool Enabled(Level level);
 
 // Replaces the stderr sink (tests capture lines with it); an empty function
 // restores stderr. The sink receives each line without its newline and is

@@ -31,6 +31,7 @@
 #include "libs/db/database.h"
 #include "libs/db/query.h"
 #include "libs/db/sql_params.h"
+#include "libs/db/statement_cache.h"
 #include "services/inventory/inventory_store.h"
 
 namespace certplane::inventory {
@@ -2339,16 +2340,15 @@ absl::StatusOr<CertificatePage> SqlInventoryStore::ListCertificates(
               CompileWhere(d, query.filter, query.show_deleted, now_us, cp);
           if (!count_where.ok()) return count_where.status();
           long long total = 0;
-          soci::statement st(sql);
-          st.exchange(soci::into(total));
-          cp.BindTo(st);
-          db::PrepareOnce(
-              st,
-              absl::StrCat(
-                  "SELECT COUNT(*) FROM (SELECT 1 FROM certificates c WHERE ",
-                  *count_where, " LIMIT ", Int(kInventoryTotalSizeCap + 1),
-                  ") capped"));
-          st.execute(true);
+          const std::string count_sql = absl::StrCat(
+              "SELECT COUNT(*) FROM (SELECT 1 FROM certificates c WHERE ",
+              *count_where, " LIMIT ", Int(kInventoryTotalSizeCap + 1),
+              ") capped");
+          db::ReusableStatement st(sql, count_sql);
+          st->exchange(soci::into(total));
+          cp.BindTo(*st);
+          st.Bind();
+          st->execute(true);
           page.total_size = total;
         }
         db::SqlParams p;

@@ -24,6 +24,7 @@
 #include "libs/db/database.h"
 #include "libs/db/query.h"
 #include "libs/db/sql_params.h"
+#include "libs/db/statement_cache.h"
 #include "services/issuance/issuance_store.h"
 
 namespace certplane::issuance {
@@ -883,14 +884,14 @@ absl::StatusOr<OrderPage> SqlIssuanceStore::ListOrders(
           absl::StatusOr<std::string> w = where(cp, false);
           if (!w.ok()) return w.status();
           long long total = 0;
-          soci::statement st(sql);
-          st.exchange(soci::into(total));
-          cp.BindTo(st);
-          db::PrepareOnce(
-              st,
+          const std::string count_sql =
               absl::StrCat("SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE ",
-                           *w, " LIMIT ", kOrderTotalSizeCap + 1, ") capped"));
-          st.execute(true);
+                           *w, " LIMIT ", kOrderTotalSizeCap + 1, ") capped");
+          db::ReusableStatement st(sql, count_sql);
+          st->exchange(soci::into(total));
+          cp.BindTo(*st);
+          st.Bind();
+          st->execute(true);
           page.total_size = total;
         }
         SqlParams p;

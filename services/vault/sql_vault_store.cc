@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "libs/db/database.h"
 #include "libs/db/sql_params.h"
+#include "libs/db/statement_cache.h"
 #include "services/vault/vault_store.h"
 
 namespace certplane::vault {
@@ -209,16 +210,17 @@ void LoadLabels(soci::session& sql, std::vector<KeyRecord>& keys) {
     by_id[k.key_id] = &k;
   }
   std::string key_id, name, value;
-  soci::statement st(sql);
-  st.exchange(soci::into(key_id));
-  st.exchange(soci::into(name));
-  st.exchange(soci::into(value));
-  params.BindTo(st);
-  db::PrepareOnce(st, absl::StrCat("SELECT key_id, name, value FROM key_labels "
-                                   "WHERE key_id IN (",
-                                   absl::StrJoin(placeholders, ", "), ")"));
-  st.execute(false);
-  while (st.fetch()) {
+  const std::string query = absl::StrCat(
+      "SELECT key_id, name, value FROM key_labels WHERE key_id IN (",
+      absl::StrJoin(placeholders, ", "), ")");
+  db::ReusableStatement st(sql, query);
+  st->exchange(soci::into(key_id));
+  st->exchange(soci::into(name));
+  st->exchange(soci::into(value));
+  params.BindTo(*st);
+  st.Bind();
+  st->execute(false);
+  while (st->fetch()) {
     auto it = by_id.find(key_id);
     if (it != by_id.end()) it->second->labels[name] = value;
   }
@@ -234,30 +236,31 @@ absl::StatusOr<std::vector<KeyRecord>> QueryKeys(soci::session& sql,
   long long version = 0, create_us = 0, destroy_us = 0;
   int bits = 0, kek_version = 0;
   soci::indicator destroy_ind = soci::i_null;
-  soci::statement st(sql);
-  st.exchange(soci::into(key_id));
-  st.exchange(soci::into(version));
-  st.exchange(soci::into(owner));
-  st.exchange(soci::into(algorithm));
-  st.exchange(soci::into(bits));
-  st.exchange(soci::into(curve));
-  st.exchange(soci::into(public_key_hex));
-  st.exchange(soci::into(spki));
-  st.exchange(soci::into(state));
-  st.exchange(soci::into(origin));
-  st.exchange(soci::into(sealed_hex));
-  st.exchange(soci::into(wrapped_hex));
-  st.exchange(soci::into(kek_version));
-  st.exchange(soci::into(request_id));
-  st.exchange(soci::into(create_us));
-  st.exchange(soci::into(destroy_us, destroy_ind));
-  params.BindTo(st);
-  db::PrepareOnce(
-      st, absl::StrCat("SELECT ", KeyColumns(dialect), " FROM keys ", tail));
-  st.execute(false);
+  const std::string query =
+      absl::StrCat("SELECT ", KeyColumns(dialect), " FROM keys ", tail);
+  db::ReusableStatement st(sql, query);
+  st->exchange(soci::into(key_id));
+  st->exchange(soci::into(version));
+  st->exchange(soci::into(owner));
+  st->exchange(soci::into(algorithm));
+  st->exchange(soci::into(bits));
+  st->exchange(soci::into(curve));
+  st->exchange(soci::into(public_key_hex));
+  st->exchange(soci::into(spki));
+  st->exchange(soci::into(state));
+  st->exchange(soci::into(origin));
+  st->exchange(soci::into(sealed_hex));
+  st->exchange(soci::into(wrapped_hex));
+  st->exchange(soci::into(kek_version));
+  st->exchange(soci::into(request_id));
+  st->exchange(soci::into(create_us));
+  st->exchange(soci::into(destroy_us, destroy_ind));
+  params.BindTo(*st);
+  st.Bind();
+  st->execute(false);
 
   std::vector<KeyRecord> out;
-  while (st.fetch()) {
+  while (st->fetch()) {
     KeyRecord r;
     r.key_id = key_id;
     r.version = version;

@@ -102,6 +102,10 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
     if (metrics_ != nullptr) {
       metrics_->Record(service_, method_, code_name, seconds);
     }
+    const log::Level level = status.ok() || !IsServerFault(code)
+                                 ? log::Level::kInfo
+                                 : log::Level::kError;
+    if (!log::Enabled(level)) return;
     std::string peer;
     std::string identity;
     if (context_ != nullptr) {
@@ -109,7 +113,7 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
       identity = PeerIdentity(*context_);
     }
     if (status.ok()) {
-      log::Log(log::Level::kInfo, "rpc",
+      log::Log(level, "rpc",
                {{"app", app_name_},
                 {"service", service_},
                 {"method", method_},
@@ -119,8 +123,7 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
                 {"peer", peer},
                 {"peer_identity", identity}});
     } else {
-      log::Log(IsServerFault(code) ? log::Level::kError : log::Level::kInfo,
-               "rpc",
+      log::Log(level, "rpc",
                {{"app", app_name_},
                 {"service", service_},
                 {"method", method_},
