@@ -24,7 +24,8 @@
 // search_path is set to it, so unqualified table names refer to the
 // service's own tables. On SQLite the service owns the whole file.
 //
-// SQLite sessions run in WAL mode with foreign keys on and a busy timeout.
+// SQLite sessions run in WAL mode with foreign keys on and a busy timeout,
+// and keep their prepared statements for reuse (statement_cache.h).
 // Write transactions begin with BEGIN IMMEDIATE, so concurrent writers queue
 // on the database lock instead of deadlocking on lock upgrade.
 // A sqlite::memory: database exists only inside one connection, so its pool
@@ -71,8 +72,11 @@ absl::string_view DialectName(Dialect dialect);
 // database's write lock up front (BEGIN IMMEDIATE); a read-only one does not.
 // A write inside a read-only transaction fails with INTERNAL on both
 // backends: on PostgreSQL it is BEGIN READ ONLY ("read-only transaction"),
-// on SQLite the session runs with PRAGMA query_only = ON for the
-// transaction ("attempt to write a readonly database").
+// on SQLite the session runs with PRAGMA query_only = ON ("attempt to
+// write a readonly database"). A SQLite session keeps the mode of its last
+// transaction, and the pool hands out one already in the wanted mode when
+// it can: switching the pragma expires the session's prepared statements
+// (statement_cache.h).
 enum class TxMode { kReadWrite, kReadOnly };
 
 struct DatabaseOptions {

@@ -4,7 +4,9 @@
 #include <string>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/time/clock.h"
+#include "grpcpp/alarm.h"
 #include "grpcpp/server_context.h"
 #include "libs/server/peer_identity.h"
 #include "libs/server/request_id.h"
@@ -12,6 +14,9 @@
 
 namespace certplane::gateway {
 namespace {
+
+// The queue whose tags this thread runs (null on other threads).
+ABSL_CONST_INIT thread_local grpc::ServerCompletionQueue* t_queue = nullptr;
 
 std::string Metadata(const grpc::ServerContextBase& context, const char* name) {
   auto it = context.client_metadata().find(name);
@@ -23,8 +28,10 @@ std::string Metadata(const grpc::ServerContextBase& context, const char* name) {
 
 // One incoming call, from the queue's request to its end; deletes itself
 // once gRPC has reported both the sent status and the call's end. Its tags
-// all come from one queue, so one thread runs them one at a time; only the
-// sink's OnFinish/OnReply may come from a dispatcher worker.
+// all come from one queue, so one thread runs them one at a time. The
+// sink's OnFinish/OnReply may come from a dispatcher worker; those are
+// moved onto the queue's thread (an alarm due now), so that every
+// operation on the stream, and the deletion, happen on that one thread.
 class FrontCall final : public CallSink {
  public:
   FrontCall(GrpcFront& front, grpc::ServerCompletionQueue* queue)
@@ -94,6 +101,15 @@ class FrontCall final : public CallSink {
     if (next) next();
   }
 
+  // A worker's OnReply/OnFinish, now on the queue's thread.
+  void OnMoved(bool) {
+    if (has_final_message_) {
+      OnReply(final_message_, final_status_);
+    } else {
+      OnFinish(final_status_);
+    }
+  }
+
   void OnFinished(bool) {
     finished_ = true;
     MaybeEnd();
@@ -123,10 +139,16 @@ class FrontCall final : public CallSink {
   grpc::ByteBuffer request_;
   bool finished_ = false;  // Queue thread only.
   bool done_ = false;      // Queue thread only.
+  // OnReply/OnFinish from another thread, until the alarm brings them over.
+  grpc::Alarm alarm_;
+  grpc::ByteBuffer final_message_;
+  bool has_final_message_ = false;
+  grpc::Status final_status_;
 
   MemberTag<FrontCall, &FrontCall::OnRequest> request_tag_{this};
   MemberTag<FrontCall, &FrontCall::OnRead> read_tag_{this};
   MemberTag<FrontCall, &FrontCall::OnWrite> write_tag_{this};
+  MemberTag<FrontCall, &FrontCall::OnMoved> moved_tag_{this};
   MemberTag<FrontCall, &FrontCall::OnFinished> finish_tag_{this};
   MemberTag<FrontCall, &FrontCall::OnDone> done_tag_{this};
 
@@ -144,6 +166,7 @@ void GrpcFront::Serve(std::vector<grpc::ServerCompletionQueue*> queues) {
     // A few calls waiting per queue, so a burst is matched at once.
     for (int i = 0; i < 4; ++i) new FrontCall(*this, queue);
     pollers_.emplace_back([queue] {
+      t_queue = queue;
       void* tag = nullptr;
       bool ok = false;
       while (queue->Next(&tag, &ok)) static_cast<CqTag*>(tag)->OnEvent(ok);
