@@ -595,6 +595,23 @@ absl::StatusOr<std::string> KeysetCondition(
     return columns[i].integer ? params.Add(integers[i])
                               : params.Add(cursor.values[i]);
   };
+  // Every row after the cursor is at or past it on the first column.
+  const std::string first_bound = absl::StrCat(
+      columns[0].sql, columns[0].descending ? " <= " : " >= ", bind(0));
+  bool one_direction = true;
+  for (const KeysetColumn& c : columns) {
+    one_direction = one_direction && c.descending == columns[0].descending;
+  }
+  if (one_direction) {
+    std::vector<std::string> sql, values;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      sql.push_back(columns[i].sql);
+      values.push_back(bind(i));
+    }
+    return absl::StrCat("(", first_bound, " AND (", absl::StrJoin(sql, ", "),
+                        ")", columns[0].descending ? " < " : " > ", "(",
+                        absl::StrJoin(values, ", "), "))");
+  }
   // Rows after the cursor: for some i, equal on columns 0..i-1 and past it
   // on column i. Each use binds its own placeholder.
   std::vector<std::string> alternatives;
@@ -608,7 +625,8 @@ absl::StatusOr<std::string> KeysetCondition(
     alternatives.push_back(
         absl::StrCat("(", absl::StrJoin(terms, " AND "), ")"));
   }
-  return absl::StrCat("(", absl::StrJoin(alternatives, " OR "), ")");
+  return absl::StrCat("(", first_bound, " AND (",
+                      absl::StrJoin(alternatives, " OR "), "))");
 }
 
 }  // namespace certplane::aip

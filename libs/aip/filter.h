@@ -208,9 +208,16 @@ absl::StatusOr<PageCursor> DecodePageToken(
 // `columns[i].integer` says whether the cursor's value i is bound as an
 // integer (else as text). The columns must not be
 // NULL (wrap nullable ones in COALESCE) and the ORDER BY must list the same
-// expressions and directions. Example for (not_after_us ASC,
-// certificate_id ASC):
-//   ((not_after_us > :p1) OR (not_after_us = :p2 AND certificate_id > :p3))
+// expressions and directions. The condition starts with a bound on the
+// first column alone, which an index on it can seek to (a chain of ORs
+// alone made PostgreSQL walk the index from its start on every later
+// page); when all columns share one direction the rest is a row-value
+// comparison, otherwise the lexicographic OR chain. Example for
+// (not_after_us ASC, certificate_id ASC):
+//   (not_after_us >= :p1 AND (not_after_us, certificate_id) > (:p2, :p3))
+// and for (owner ASC, not_after_us DESC, certificate_id DESC):
+//   (owner >= :p1 AND ((owner > :p2) OR (owner = :p3 AND not_after_us <
+//   :p4) OR (owner = :p5 AND not_after_us = :p6 AND certificate_id < :p7)))
 // INVALID_ARGUMENT "page_token is malformed ..." when the cursor does not
 // fit the columns (count, or a non-integer for an integer column).
 // Each placeholder appears once in the SQL (SOCI's PostgreSQL backend binds

@@ -551,7 +551,7 @@ TEST_CASE("KeysetConditionComparesLexicographicallyWithFreshPlaceholders") {
   std::string sql =
       ValueOrDie(KeysetCondition({{"n", false, true}, {"id", false, false}},
                                  PageCursor{{"7", "k9"}}, params));
-  CHECK(sql == "((n > :p1) OR (n = :p2 AND id > :p3))");
+  CHECK(sql == "(n >= :p1 AND (n, id) > (:p2, :p3))");
   CHECK(params.size() == 3);
 
   db::SqlParams desc;
@@ -559,8 +559,8 @@ TEST_CASE("KeysetConditionComparesLexicographicallyWithFreshPlaceholders") {
       {{"a", true, false}, {"b", false, true}, {"id", true, false}},
       PageCursor{{"x", "2", "k"}}, desc));
   CHECK(sql ==
-        "((a < :p1) OR (a = :p2 AND b > :p3) OR "
-        "(a = :p4 AND b = :p5 AND id < :p6))");
+        "(a <= :p1 AND ((a < :p2) OR (a = :p3 AND b > :p4) OR "
+        "(a = :p5 AND b = :p6 AND id < :p7)))");
 }
 
 TEST_CASE("KeysetConditionRejectsACursorThatDoesNotFitTheColumns") {
