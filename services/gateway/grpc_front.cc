@@ -52,10 +52,14 @@ class FrontCall final : public CallSink {
   }
   void OnReply(const grpc::ByteBuffer& message,
                const grpc::Status& status) override {
-    stream_.WriteAndFinish(message, grpc::WriteOptions(), status, &finish_tag_);
+    final_message_ = message;  // Shares the slices; no copy.
+    has_final_message_ = true;
+    final_status_ = status;
+    SendFinal();
   }
   void OnFinish(const grpc::Status& status) override {
-    stream_.Finish(status, &finish_tag_);
+    final_status_ = status;
+    SendFinal();
   }
 
  private:
@@ -101,14 +105,22 @@ class FrontCall final : public CallSink {
     if (next) next();
   }
 
-  // A worker's OnReply/OnFinish, now on the queue's thread.
-  void OnMoved(bool) {
+  // Sends the final message (if any) and status on the queue's thread;
+  // called elsewhere (a dispatcher worker), it comes back here through the
+  // alarm.
+  void SendFinal() {
+    if (t_queue != queue_) {
+      alarm_.Set(queue_, gpr_now(GPR_CLOCK_MONOTONIC), &moved_tag_);
+      return;
+    }
     if (has_final_message_) {
-      OnReply(final_message_, final_status_);
+      stream_.WriteAndFinish(final_message_, grpc::WriteOptions(),
+                             final_status_, &finish_tag_);
     } else {
-      OnFinish(final_status_);
+      stream_.Finish(final_status_, &finish_tag_);
     }
   }
+  void OnMoved(bool) { SendFinal(); }
 
   void OnFinished(bool) {
     finished_ = true;
@@ -139,7 +151,7 @@ class FrontCall final : public CallSink {
   grpc::ByteBuffer request_;
   bool finished_ = false;  // Queue thread only.
   bool done_ = false;      // Queue thread only.
-  // OnReply/OnFinish from another thread, until the alarm brings them over.
+  // What OnReply/OnFinish send (kept while the alarm moves them over).
   grpc::Alarm alarm_;
   grpc::ByteBuffer final_message_;
   bool has_final_message_ = false;
