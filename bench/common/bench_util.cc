@@ -22,7 +22,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "grpcpp/support/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "libs/server/testing/test_client.h"
 
 namespace certplane::bench {
 namespace {
@@ -151,6 +154,39 @@ LoopResult RunClosedLoop(int total, int clients,
   for (std::thread& t : threads) t.join();
   result.seconds = seconds_since(start);
   return result;
+}
+
+std::unique_ptr<server::testing::ChildProcess> StartService(
+    const std::string& path, std::vector<std::string> flags, int port,
+    bool callgrind, absl::string_view label) {
+  flags.push_back(absl::StrCat("--listen_address=127.0.0.1:", port));
+  flags.push_back("--metrics_address=");
+  flags.push_back("--insecure_plaintext_for_development");
+  flags.push_back("--log_level=warning");
+  std::string program = path;
+  if (callgrind) {
+    flags.insert(
+        flags.begin(),
+        {"--tool=callgrind",
+         absl::StrCat("--callgrind-out-file=/tmp/callgrind.", label, ".%p"),
+         path});
+    program = "/usr/bin/valgrind";
+  }
+  auto child =
+      ValueOrDie(absl::StrCat("start ", path),
+                 server::testing::ChildProcess::Start(program, flags, {}));
+  // A fresh channel per try: a channel whose first connection failed waits
+  // out its reconnect backoff.
+  const absl::Time give_up = absl::Now() + absl::Seconds(90);
+  while (absl::Now() < give_up) {
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                       grpc::InsecureChannelCredentials());
+    if (channel->WaitForConnected(
+            absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)))) {
+      return child;
+    }
+  }
+  Die("start", absl::UnavailableError(absl::StrCat(path, " did not start")));
 }
 
 }  // namespace certplane::bench

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,10 @@
 namespace grpc {
 class Status;
 }  // namespace grpc
+
+namespace certplane::server::testing {
+class ChildProcess;
+}  // namespace certplane::server::testing
 
 namespace certplane::bench {
 
@@ -37,6 +42,15 @@ void CheckOk(absl::string_view what, const grpc::Status& status);
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
+
+// Starts the certplane service binary `path` with `flags`, in plaintext
+// development mode on 127.0.0.1:`port` (no /metrics, warnings only); under
+// valgrind's callgrind when `callgrind` (output in
+// /tmp/callgrind.<label>.<pid>). Dies unless it accepts connections within
+// 90 s.
+std::unique_ptr<server::testing::ChildProcess> StartService(
+    const std::string& path, std::vector<std::string> flags, int port,
+    bool callgrind, absl::string_view label);
 
 // The p-quantile (0..1) of `values`, nearest rank; 0 when empty.
 double Percentile(std::vector<double> values, double p);

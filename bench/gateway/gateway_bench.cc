@@ -71,38 +71,14 @@ Flags ParseFlags(int argc, char** argv) {
   return flags;
 }
 
+// CERTPLANE_BENCH_CALLGRIND=<binary name> runs that one under callgrind
+// (output in /tmp/callgrind.<name>.<pid>).
 std::unique_ptr<ChildProcess> Start(const std::string& path,
                                     std::vector<std::string> flags, int port) {
-  flags.push_back(absl::StrCat("--listen_address=127.0.0.1:", port));
-  flags.push_back("--metrics_address=");
-  flags.push_back("--insecure_plaintext_for_development");
-  flags.push_back("--log_level=warning");
-  // CERTPLANE_BENCH_CALLGRIND=<binary name> runs that one under callgrind
-  // (output in /tmp/callgrind.<name>.<pid>).
-  std::string program = path;
   const char* profiled = std::getenv("CERTPLANE_BENCH_CALLGRIND");
   const std::string base = std::filesystem::path(path).filename().string();
-  if (profiled != nullptr && base == profiled) {
-    flags.insert(
-        flags.begin(),
-        {"--tool=callgrind",
-         absl::StrCat("--callgrind-out-file=/tmp/callgrind.", base, ".%p"),
-         path});
-    program = "/usr/bin/valgrind";
-  }
-  auto child = ValueOrDie(absl::StrCat("start ", path),
-                          ChildProcess::Start(program, flags, {}));
-  const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (absl::Now() < give_up) {
-    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                       grpc::InsecureChannelCredentials());
-    if (channel->WaitForConnected(
-            absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)))) {
-      return child;
-    }
-  }
-  Die("start", absl::UnavailableError(absl::StrCat(path, " did not start")));
-  return nullptr;
+  return bench::StartService(path, std::move(flags), port,
+                             profiled != nullptr && base == profiled, base);
 }
 
 void Print(const char* side, int calls, const bench::LoopResult& r) {

@@ -163,30 +163,11 @@ std::unique_ptr<ChildProcess> StartService(const std::string& name,
                                            const std::string& path,
                                            std::vector<std::string> flags,
                                            int port) {
-  flags.push_back(absl::StrCat("--listen_address=127.0.0.1:", port));
-  flags.push_back("--metrics_address=");
-  flags.push_back("--insecure_plaintext_for_development");
-  flags.push_back("--log_level=warning");
-  std::string program = path;
-  if (absl::StrContains(absl::StrCat(",", callgrind_service, ","),
-                        absl::StrCat(",", name, ","))) {
-    flags.insert(
-        flags.begin(),
-        {"--tool=callgrind",
-         absl::StrCat("--callgrind-out-file=/tmp/callgrind.", name, ".%p"),
-         path});
-    program = "/usr/bin/valgrind";
-  }
-  auto child = ValueOrDie(absl::StrCat("start ", path),
-                          ChildProcess::Start(program, flags, {}));
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
-  if (!channel->WaitForConnected(
-          absl::ToChronoTime(absl::Now() + absl::Seconds(90)))) {
-    Die("connect",
-        absl::UnavailableError(absl::StrCat(path, " did not start")));
-  }
-  return child;
+  return bench::StartService(
+      path, std::move(flags), port,
+      absl::StrContains(absl::StrCat(",", callgrind_service, ","),
+                        absl::StrCat(",", name, ",")),
+      name);
 }
 
 v1::CreateOrderRequest OrderRequest(int n) {

@@ -95,6 +95,7 @@ class Call : public std::enable_shared_from_this<Call> {
   void OnStreamWritten(bool ok);
   void OnStreamRead(bool ok);
   void OnStreamDone(bool ok);
+  void EndStream();
 
   Dispatcher& d_;
   CallInput in_;
@@ -241,28 +242,22 @@ void Call::Forward(const google::protobuf::MethodDescriptor& method,
 
 void Call::OnUnaryDone(bool) { Finish(status_, /*reply=*/status_.ok()); }
 
+// A step that failed (!ok) or the end of the stream: Finish tells why.
+void Call::EndStream() { stream_->Finish(&status_, &stream_done_tag_); }
+
 void Call::OnStreamStarted(bool ok) {
-  if (!ok) {  // The stream is broken; Finish tells why.
-    stream_->Finish(&status_, &stream_done_tag_);
-    return;
-  }
+  if (!ok) return EndStream();
   stream_->Write(in_.request, grpc::WriteOptions().set_last_message(),
                  &written_tag_);
 }
 
 void Call::OnStreamWritten(bool ok) {
-  if (!ok) {
-    stream_->Finish(&status_, &stream_done_tag_);
-    return;
-  }
+  if (!ok) return EndStream();
   stream_->Read(&response_, &read_tag_);
 }
 
 void Call::OnStreamRead(bool ok) {
-  if (!ok) {  // The stream ended (or broke): its status.
-    stream_->Finish(&status_, &stream_done_tag_);
-    return;
-  }
+  if (!ok) return EndStream();
   sink_->OnMessage(response_,
                    [this] { stream_->Read(&response_, &read_tag_); });
 }
