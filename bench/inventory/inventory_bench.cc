@@ -1,10 +1,12 @@
 // inventory_bench: the inventory service on PostgreSQL at scale.
 //
 //   build/bench/inventory/inventory_bench [--import=100000] [--total=1000000]
-//       [--queries=200] [--clients=2]
+//       [--queries=200] [--clients=2] [--hold]
+//   build/bench/inventory/inventory_bench --database_url=URL [--queries=N]
 //
 // One run, on one throwaway PostgreSQL server (libs/testing's fixture: a
-// unix socket, fsync off, the same server for both sides):
+// unix socket, fsync off, shared_buffers a quarter of memory, the same
+// server for both sides):
 //  1. Generates --import certificates (ECDSA, RSA and Ed25519 leaves under
 //     three issuing CAs, 1-3 SANs, expiry spread from 30 days ago to 13
 //     months ahead) and imports them through the real `certplane-inventory`
@@ -20,6 +22,10 @@
 //     ListCertificates with typical filters (first pages and following
 //     pages, page_size 50) and GetStats, printing p50/p99.
 //  4. Prints the service process's peak resident memory (VmHWM).
+// --hold keeps PostgreSQL running after the load and prints its URL, until
+// standard input ends, so that queries can be studied (EXPLAIN) and a second
+// run with --database_url=URL times only the queries (step 3's second half)
+// on the loaded database, with whatever inventory binary is built now.
 // Not a test: run by hand; results go to docs/performance.md.
 #include <netinet/in.h>
 #include <signal.h>
@@ -34,6 +40,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -102,6 +109,8 @@ struct Flags {
   int total = 1000000;
   int queries = 200;
   int clients = 2;
+  bool hold = false;
+  std::string database_url;  // Set: only the queries, on this database.
   std::string inventory_binary = CERTPLANE_INVENTORY_PATH;
 };
 
@@ -117,11 +126,16 @@ Flags ParseFlags(int argc, char** argv) {
                                           : nullptr;
     if (kv.first == "inventory_binary") {
       flags.inventory_binary = kv.second;
+    } else if (kv.first == "database_url" && !kv.second.empty()) {
+      flags.database_url = kv.second;
+    } else if (kv.first == "hold" && kv.second.empty()) {
+      flags.hold = true;
     } else if (target == nullptr || !absl::SimpleAtoi(kv.second, target) ||
                *target < 1) {
       std::fprintf(stderr,
                    "usage: inventory_bench [--import=N] [--total=N] "
-                   "[--queries=N] [--clients=N] [--inventory_binary=PATH]\n");
+                   "[--queries=N] [--clients=N] [--hold] "
+                   "[--database_url=URL] [--inventory_binary=PATH]\n");
       std::exit(2);
     }
   }
@@ -445,6 +459,128 @@ std::vector<Query> TypicalQueries() {
   };
 }
 
+// Steps 1 and 2, then the fill to --total.
+void LoadAndCompare(inv::InventoryService::Stub& stub, const Flags& flags,
+                    const std::string& url, const std::string& dir) {
+  std::printf("generating certificates...\n");
+  const absl::Time base = absl::Now();
+  Pki pki = MakePki();
+  {
+    inv::ImportCertificatesRequest request;
+    inv::ImportFile* file = request.add_files();
+    file->set_filename("bench-cas.pem");
+    file->set_data(pki.ca_pem);
+    inv::ImportCertificatesResponse response;
+    CheckOk("import CAs",
+            stub.ImportCertificates(NewContext(absl::Seconds(30)).get(),
+                                    request, &response));
+  }
+  auto gen_start = Clock::now();
+  std::vector<std::string> pems = MakeLeaves(pki, 0, flags.import, 2, base);
+  std::printf("  %d certificates in %.1f s\n", flags.import,
+              SecondsSince(gen_start));
+
+  // 1. Import through the service.
+  double import_seconds = Import(stub, pems, 0, flags.clients);
+  const double service_rate = flags.import / import_seconds;
+  std::printf(
+      "import through the service: %d certificates in %.2f s = "
+      "%.0f certificates/s\n",
+      flags.import, import_seconds, service_rate);
+
+  // 2. The same rows with psql \copy.
+  double copy_seconds = CopyWithPsql(url, "inventory", "copybench", dir);
+  const double copy_rate = flags.import / copy_seconds;
+  std::printf("psql \\copy of the same rows: %.2f s = %.0f certificates/s\n",
+              copy_seconds, copy_rate);
+  std::printf("ratio service / psql \\copy: %.2f\n", service_rate / copy_rate);
+  Shell(absl::StrCat("psql -X -q ", Quote(url),
+                     " -c 'DROP SCHEMA copybench CASCADE'"));
+
+  // 3. Fill up to --total, in chunks.
+  pems.clear();
+  auto fill_start = Clock::now();
+  for (int64_t first = flags.import; first < flags.total;) {
+    int count =
+        static_cast<int>(std::min<int64_t>(100000, flags.total - first));
+    std::vector<std::string> chunk = MakeLeaves(pki, first, count, 2, base);
+    Import(stub, chunk, first, flags.clients);
+    first += count;
+    std::printf("  %lld certificates stored (%.0f s)\n",
+                static_cast<long long>(first), SecondsSince(fill_start));
+    std::fflush(stdout);
+  }
+  Shell(absl::StrCat("psql -X -q ", Quote(url), " -c 'VACUUM ANALYZE'"));
+}
+
+// Step 3's queries: ListCertificates and GetStats.
+void RunQueries(inv::InventoryService::Stub& stub, const Flags& flags) {
+  std::printf(
+      "\nListCertificates at %d certificates, page_size 50 "
+      "(milliseconds):\n",
+      flags.total);
+  std::printf("%-22s %8s %8s %8s %8s %10s\n", "query", "first50", "first99",
+              "next50", "next99", "matches");
+  std::vector<double> all_first;
+  std::vector<double> all_next;
+  for (const Query& query : TypicalQueries()) {
+    std::vector<double> first_ms;
+    std::vector<double> next_ms;
+    int64_t matches = 0;
+    for (int i = 0; i < flags.queries; ++i) {
+      inv::ListCertificatesRequest request;
+      request.set_page_size(50);
+      request.set_filter(query.filter(i));
+      request.set_order_by(query.order_by);
+      inv::ListCertificatesResponse response;
+      auto start = Clock::now();
+      CheckOk(absl::StrCat("List ", query.name),
+              stub.ListCertificates(NewContext(absl::Seconds(30)).get(),
+                                    request, &response));
+      first_ms.push_back(SecondsSince(start) * 1000);
+      matches = std::max<int64_t>(matches, response.total_size());
+      // Every 10th call also follows three more pages.
+      for (int page = 0;
+           page < 3 && i % 10 == 0 && !response.next_page_token().empty();
+           ++page) {
+        request.set_page_token(response.next_page_token());
+        start = Clock::now();
+        CheckOk(absl::StrCat("List next ", query.name),
+                stub.ListCertificates(NewContext(absl::Seconds(30)).get(),
+                                      request, &response));
+        next_ms.push_back(SecondsSince(start) * 1000);
+      }
+    }
+    all_first.insert(all_first.end(), first_ms.begin(), first_ms.end());
+    all_next.insert(all_next.end(), next_ms.begin(), next_ms.end());
+    std::printf("%-22s %8.2f %8.2f %8.2f %8.2f %10lld\n", query.name.c_str(),
+                Percentile(first_ms, 0.5), Percentile(first_ms, 0.99),
+                Percentile(next_ms, 0.5), Percentile(next_ms, 0.99),
+                static_cast<long long>(matches));
+  }
+  std::printf("%-22s %8.2f %8.2f %8.2f %8.2f\n", "all",
+              Percentile(all_first, 0.5), Percentile(all_first, 0.99),
+              Percentile(all_next, 0.5), Percentile(all_next, 0.99));
+
+  std::printf("\nGetStats at %d certificates (milliseconds):\n", flags.total);
+  for (const std::string& filter :
+       {std::string(), std::string("owner = \"team-3\"")}) {
+    std::vector<double> ms;
+    inv::Stats stats;
+    for (int i = 0; i < 5; ++i) {
+      inv::GetStatsRequest request;
+      request.set_filter(filter);
+      auto start = Clock::now();
+      CheckOk("GetStats", stub.GetStats(NewContext(absl::Minutes(2)).get(),
+                                        request, &stats));
+      ms.push_back(SecondsSince(start) * 1000);
+    }
+    std::printf("  filter '%s': p50 %.0f ms, max %.0f ms (total %lld)\n",
+                filter.c_str(), Percentile(ms, 0.5), Percentile(ms, 1.0),
+                static_cast<long long>(stats.total()));
+  }
+}
+
 int Main(int argc, char** argv) {
   Flags flags = ParseFlags(argc, argv);
   std::printf(
@@ -452,10 +588,26 @@ int Main(int argc, char** argv) {
       "all, %d calls per query\n",
       flags.import, flags.total, flags.queries);
 
-  const testing::PostgresServer* pg =
-      ValueOrDie("PostgreSQL", testing::StartSharedPostgres());
-  const std::string url =
-      ValueOrDie("create database", testing::CreateDatabase("bench_inventory"));
+  const bool load = flags.database_url.empty();
+  std::string url = flags.database_url;
+  if (load) {
+    // A server sized as PostgreSQL's documentation advises for a dedicated
+    // machine: shared_buffers at a quarter of memory (the default, 128 MB,
+    // holds 3 % of the 1M-certificate database, and every List then reads
+    // its rows through the kernel's page cache). CERTPLANE_PG_EXTRA_SETTINGS
+    // replaces this.
+    const long long quarter_mib =
+        static_cast<long long>(sysconf(_SC_PHYS_PAGES)) *
+        sysconf(_SC_PAGE_SIZE) / 4 / (1024 * 1024);
+    const std::string settings =
+        absl::StrCat("shared_buffers=", quarter_mib, "MB");
+    setenv("CERTPLANE_PG_EXTRA_SETTINGS", settings.c_str(), /*overwrite=*/0);
+    std::printf("PostgreSQL settings: %s\n",
+                std::getenv("CERTPLANE_PG_EXTRA_SETTINGS"));
+    ValueOrDie("PostgreSQL", testing::StartSharedPostgres());
+    url = ValueOrDie("create database",
+                     testing::CreateDatabase("bench_inventory"));
+  }
   std::string dir = std::filesystem::temp_directory_path() /
                     absl::StrCat("inventory-bench-", getpid());
   std::filesystem::create_directories(dir);
@@ -481,122 +633,8 @@ int Main(int argc, char** argv) {
     Die("connect", absl::UnavailableError("certplane-inventory did not start"));
   }
   auto stub = inv::InventoryService::NewStub(channel);
-  (void)pg;
-
-  std::printf("generating certificates...\n");
-  const absl::Time base = absl::Now();
-  Pki pki = MakePki();
-  {
-    inv::ImportCertificatesRequest request;
-    inv::ImportFile* file = request.add_files();
-    file->set_filename("bench-cas.pem");
-    file->set_data(pki.ca_pem);
-    inv::ImportCertificatesResponse response;
-    CheckOk("import CAs",
-            stub->ImportCertificates(NewContext(absl::Seconds(30)).get(),
-                                     request, &response));
-  }
-  auto gen_start = Clock::now();
-  std::vector<std::string> pems = MakeLeaves(pki, 0, flags.import, 2, base);
-  std::printf("  %d certificates in %.1f s\n", flags.import,
-              SecondsSince(gen_start));
-
-  // 1. Import through the service.
-  double import_seconds = Import(*stub, pems, 0, flags.clients);
-  const double service_rate = flags.import / import_seconds;
-  std::printf(
-      "import through the service: %d certificates in %.2f s = "
-      "%.0f certificates/s\n",
-      flags.import, import_seconds, service_rate);
-
-  // 2. The same rows with psql \copy.
-  double copy_seconds = CopyWithPsql(url, "inventory", "copybench", dir);
-  const double copy_rate = flags.import / copy_seconds;
-  std::printf("psql \\copy of the same rows: %.2f s = %.0f certificates/s\n",
-              copy_seconds, copy_rate);
-  std::printf("ratio service / psql \\copy: %.2f\n", service_rate / copy_rate);
-  Shell(absl::StrCat("psql -X -q ", Quote(url),
-                     " -c 'DROP SCHEMA copybench CASCADE'"));
-
-  // 3. Fill up to --total, in chunks.
-  pems.clear();
-  auto fill_start = Clock::now();
-  for (int64_t first = flags.import; first < flags.total;) {
-    int count =
-        static_cast<int>(std::min<int64_t>(100000, flags.total - first));
-    std::vector<std::string> chunk = MakeLeaves(pki, first, count, 2, base);
-    Import(*stub, chunk, first, flags.clients);
-    first += count;
-    std::printf("  %lld certificates stored (%.0f s)\n",
-                static_cast<long long>(first), SecondsSince(fill_start));
-    std::fflush(stdout);
-  }
-  Shell(absl::StrCat("psql -X -q ", Quote(url), " -c 'VACUUM ANALYZE'"));
-
-  std::printf(
-      "\nListCertificates at %d certificates, page_size 50 "
-      "(milliseconds):\n",
-      flags.total);
-  std::printf("%-22s %8s %8s %8s %8s %10s\n", "query", "first50", "first99",
-              "next50", "next99", "matches");
-  std::vector<double> all_first;
-  std::vector<double> all_next;
-  for (const Query& query : TypicalQueries()) {
-    std::vector<double> first_ms;
-    std::vector<double> next_ms;
-    int64_t matches = 0;
-    for (int i = 0; i < flags.queries; ++i) {
-      inv::ListCertificatesRequest request;
-      request.set_page_size(50);
-      request.set_filter(query.filter(i));
-      request.set_order_by(query.order_by);
-      inv::ListCertificatesResponse response;
-      auto start = Clock::now();
-      CheckOk(absl::StrCat("List ", query.name),
-              stub->ListCertificates(NewContext(absl::Seconds(30)).get(),
-                                     request, &response));
-      first_ms.push_back(SecondsSince(start) * 1000);
-      matches = std::max<int64_t>(matches, response.total_size());
-      // Every 10th call also follows three more pages.
-      for (int page = 0;
-           page < 3 && i % 10 == 0 && !response.next_page_token().empty();
-           ++page) {
-        request.set_page_token(response.next_page_token());
-        start = Clock::now();
-        CheckOk(absl::StrCat("List next ", query.name),
-                stub->ListCertificates(NewContext(absl::Seconds(30)).get(),
-                                       request, &response));
-        next_ms.push_back(SecondsSince(start) * 1000);
-      }
-    }
-    all_first.insert(all_first.end(), first_ms.begin(), first_ms.end());
-    all_next.insert(all_next.end(), next_ms.begin(), next_ms.end());
-    std::printf("%-22s %8.2f %8.2f %8.2f %8.2f %10lld\n", query.name.c_str(),
-                Percentile(first_ms, 0.5), Percentile(first_ms, 0.99),
-                Percentile(next_ms, 0.5), Percentile(next_ms, 0.99),
-                static_cast<long long>(matches));
-  }
-  std::printf("%-22s %8.2f %8.2f %8.2f %8.2f\n", "all",
-              Percentile(all_first, 0.5), Percentile(all_first, 0.99),
-              Percentile(all_next, 0.5), Percentile(all_next, 0.99));
-
-  std::printf("\nGetStats at %d certificates (milliseconds):\n", flags.total);
-  for (const std::string& filter :
-       {std::string(), std::string("owner = \"team-3\"")}) {
-    std::vector<double> ms;
-    inv::Stats stats;
-    for (int i = 0; i < 5; ++i) {
-      inv::GetStatsRequest request;
-      request.set_filter(filter);
-      auto start = Clock::now();
-      CheckOk("GetStats", stub->GetStats(NewContext(absl::Minutes(2)).get(),
-                                         request, &stats));
-      ms.push_back(SecondsSince(start) * 1000);
-    }
-    std::printf("  filter '%s': p50 %.0f ms, max %.0f ms (total %lld)\n",
-                filter.c_str(), Percentile(ms, 0.5), Percentile(ms, 1.0),
-                static_cast<long long>(stats.total()));
-  }
+  if (load) LoadAndCompare(*stub, flags, url, dir);
+  RunQueries(*stub, flags);
 
   const long hwm = ProcStatusKb(service->pid(), "VmHWM");
   const long rss = ProcStatusKb(service->pid(), "VmRSS");
@@ -607,6 +645,16 @@ int Main(int argc, char** argv) {
   service->Signal(SIGTERM).IgnoreError();
   service->WaitForExit(absl::Seconds(30)).IgnoreError();
   std::filesystem::remove_all(dir);
+  if (flags.hold && load) {
+    std::printf(
+        "\nholding PostgreSQL until standard input ends:\n  psql %s\n"
+        "  %s --database_url=%s\n",
+        Quote(url).c_str(), argv[0], Quote(url).c_str());
+    std::fflush(stdout);
+    std::string line;
+    while (std::getline(std::cin, line)) {
+    }
+  }
   return 0;
 }
 

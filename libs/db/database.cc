@@ -65,6 +65,10 @@ void SqliteExec(soci::session& session, const std::string& sql) {
   }
 }
 
+// The random_page_cost that sessions plan with unless the server, database
+// or role sets one (see database.h).
+constexpr char kRandomPageCost[] = "1.1";
+
 // Runs `sql` and returns the command tag of its last statement ("COMMIT",
 // "ROLLBACK", ...). Throws postgresql_soci_error on failure.
 std::string PostgresExec(soci::session& session, const std::string& sql) {
@@ -292,9 +296,18 @@ absl::StatusOr<std::unique_ptr<soci::session>> Database::OpenSession() {
       // The schema exists (Initialize creates it before any other session
       // is used); quoting keeps the validated name literal.
       // Notices ("already exists, skipping") would go to stderr otherwise.
-      PostgresExec(*session, absl::StrCat("SET client_min_messages TO warning; "
-                                          "SET search_path TO \"",
-                                          options_.schema, "\""));
+      // random_page_cost: see "Query planning" in database.h.
+      PostgresExec(
+          *session,
+          absl::StrCat(
+              "SET client_min_messages TO warning; "
+              "SET search_path TO \"",
+              options_.schema,
+              "\"; "
+              "SELECT pg_catalog.set_config('random_page_cost', '",
+              kRandomPageCost,
+              "', false) FROM pg_catalog.pg_settings "
+              "WHERE name = 'random_page_cost' AND source = 'default'"));
     } else {
       session->open(soci::sqlite3, absl::StrCat("db=", url_));
       int64_t busy_ms = absl::ToInt64Milliseconds(options_.sqlite_busy_timeout);

@@ -24,6 +24,16 @@
 // search_path is set to it, so unqualified table names refer to the
 // service's own tables. On SQLite the service owns the whole file.
 //
+// Query planning on PostgreSQL: sessions plan with random_page_cost = 1.1
+// (a random page read costs about as much as a sequential one), unless the
+// server, the database or the role sets random_page_cost itself, which is
+// then kept. PostgreSQL's default of 4 models spinning disks; certplane's
+// databases live on SSDs or in memory, and with 4 the planner prefers a
+// sequential scan that stops at the first N matches over an index walk,
+// which reads most of the table when the matches cluster (rows stored in
+// import batches). At 1M inventory certificates, counting the first 1,001
+// certificates of one owner took 8 ms that way and 2 ms by the owner index.
+//
 // SQLite sessions run in WAL mode with foreign keys on and a busy timeout,
 // and keep their prepared statements for reuse (statement_cache.h).
 // Write transactions begin with BEGIN IMMEDIATE, so concurrent writers queue

@@ -169,6 +169,38 @@ TEST_CASE("RedactedUrlOfAnOpenDatabaseHidesThePassword") {
   }
 }
 
+std::string Setting(Database& db, const std::string& name) {
+  std::string value;
+  REQUIRE_THAT(db.Transact(
+                   [&](soci::session& s) {
+                     s << "SELECT current_setting('" + name + "')",
+                         soci::into(value);
+                     return absl::OkStatus();
+                   },
+                   TxMode::kReadOnly),
+               IsOk());
+  return value;
+}
+
+TEST_CASE("PostgresSessionsPlanForSsdUnlessTheDatabaseSetsRandomPageCost") {
+  std::string url = FreshDatabaseUrl(Dialect::kPostgres);
+  auto db = ValueOrDie(Database::Open(url, TestDatabaseOptions()));
+  CHECK(Setting(*db, "random_page_cost") == "1.1");
+
+  // A value the database sets is kept (new sessions read it at connect).
+  std::string name;
+  REQUIRE_THAT(db->Transact([&](soci::session& s) {
+    s << "SELECT current_database()", soci::into(name);
+    return absl::OkStatus();
+  }),
+               IsOk());
+  REQUIRE_THAT(Exec(*db, absl::StrCat("ALTER DATABASE \"", name,
+                                      "\" SET random_page_cost = 3")),
+               IsOk());
+  auto tuned = ValueOrDie(Database::Open(url, TestDatabaseOptions()));
+  CHECK(Setting(*tuned, "random_page_cost") == "3");
+}
+
 TEST_CASE("LeastPrivilegeRoleOwningItsSchemaCanOpen") {
   const testing::PostgresServer& server = testing::SharedPostgres();
   std::string url = FreshDatabaseUrl(Dialect::kPostgres);

@@ -355,6 +355,20 @@ CREATE TABLE changes (
 );
 )sql";
 
+// Version 2: the default order's index carries key_algorithm and deleted,
+// so that a walk in expiry order tests them on the index entry and reads
+// only the rows that pass. At 1M certificates (docs/performance.md),
+// `tags.app = x AND key_algorithm = "RSA"` read 9,400 rows per page before
+// and 2,700 after, and the unfiltered walk is an index-only scan. (An index
+// led by key_algorithm served the walk as well, but PostgreSQL then ANDed
+// its 285,000-entry bitmap into every capped count with a key filter, which
+// cost 50 ms.) The same statements on both backends.
+constexpr char kExpiryOrderIndexV2[] = R"sql(
+DROP INDEX certificates_by_not_after;
+CREATE INDEX certificates_by_not_after
+  ON certificates (not_after_us, certificate_id, key_algorithm, deleted);
+)sql";
+
 }  // namespace
 
 absl::Span<const db::Migration> InventoryMigrations() {
@@ -363,6 +377,8 @@ absl::Span<const db::Migration> InventoryMigrations() {
        "create certificates, versions, SANs, tags, environments, CA "
        "certificates, changes and counters",
        kPostgresV1, kSqliteV1},
+      {2, "add key_algorithm and deleted to the expiry order index",
+       kExpiryOrderIndexV2, kExpiryOrderIndexV2},
   };
   return *kMigrations;
 }

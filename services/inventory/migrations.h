@@ -32,7 +32,8 @@
 // index stays on NOT NULL columns) and status ''.
 //
 // Indexes serve the common List shapes at millions of rows: the default
-// order (not_after_us, certificate_id); owner and issuer filters in that
+// order (not_after_us, certificate_id, then key_algorithm and deleted, which
+// a walk tests on the index entry); owner and issuer filters in that
 // order; common_name / display_name / key_bits / create_time orders and
 // lookups; SHA-256 and serial lookups; tag (key, value), environment and SAN
 // (value, value_rev) lookups that List turns into semi-joins. On PostgreSQL
