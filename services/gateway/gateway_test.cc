@@ -4,6 +4,7 @@
 // tokens), the audit log (verification, tampering named by index, changes
 // refused when the log cannot be written), and tokens.
 #include <soci/soci.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -1028,6 +1029,48 @@ TEST_CASE("OidcTokensAuthenticateWithTheRolesOfTheirGroups") {
                        who, token),
                StatusIs(absl::StatusCode::kUnauthenticated,
                         "missing or invalid credentials"));
+  }
+}
+
+TEST_CASE("TheBinaryRefusesBadSizingFlagsBeforeCreatingAnything") {
+  struct Case {
+    std::string flag;
+    std::string error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"--front_threads=-1", "--front_threads must be 0-256, got -1"},
+           {"--front_threads=257", "--front_threads must be 0-256, got 257"},
+           {"--worker_threads=0", "--worker_threads must be 1-256, got 0"},
+           {"--checkpoint_interval=0s",
+            "--checkpoint_interval must be positive, got 0"},
+       }) {
+    CAPTURE(c.flag);
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                      absl::StrCat("gateway-flags-", getpid());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    // Through a shell, to read the binary's log (stderr).
+    std::unique_ptr<server::testing::ChildProcess> child =
+        ValueOrDie(server::testing::ChildProcess::Start(
+            "/bin/sh",
+            {"-c",
+             absl::StrCat(CERTPLANE_GATEWAY_PATH, " --data_dir=", dir.string(),
+                          " --insecure_plaintext_for_development"
+                          " --listen_address=127.0.0.1:0"
+                          " --metrics_address= ",
+                          c.flag, " 2>&1")},
+            {}));
+    std::string output;
+    for (;;) {
+      absl::StatusOr<std::string> line = child->ReadLine(absl::Seconds(20));
+      if (!line.ok()) break;
+      absl::StrAppend(&output, *line, "\n");
+    }
+    CHECK(ValueOrDie(child->WaitForExit(absl::Seconds(20))) == 1);
+    CHECK_THAT(output, Catch::Contains(c.error));
+    // Refused before the database or the audit key was created.
+    CHECK(std::filesystem::is_empty(dir));
+    std::filesystem::remove_all(dir);
   }
 }
 

@@ -124,9 +124,43 @@ RoleFlag(absl::string_view flag, absl::string_view text) {
   return roles;
 }
 
+// The flags that size the gateway, checked before anything is opened or
+// created.
+struct Sizing {
+  int worker_threads = 0;
+  int front_threads = 0;  // Resolved: 0 becomes the number of CPUs.
+  absl::Duration checkpoint_interval;
+};
+
+absl::StatusOr<Sizing> SizingFromFlags() {
+  Sizing sizing;
+  sizing.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  if (sizing.worker_threads < 1 || sizing.worker_threads > 256) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--worker_threads must be 1-256, got ", sizing.worker_threads));
+  }
+  sizing.front_threads = absl::GetFlag(FLAGS_front_threads);
+  if (sizing.front_threads < 0 || sizing.front_threads > 256) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--front_threads must be 0-256, got ", sizing.front_threads));
+  }
+  if (sizing.front_threads == 0) {
+    sizing.front_threads =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  sizing.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+  if (sizing.checkpoint_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--checkpoint_interval must be positive, got ",
+                     absl::FormatDuration(sizing.checkpoint_interval)));
+  }
+  return sizing;
+}
+
 absl::Status Run() {
   CERTPLANE_ASSIGN_OR_RETURN(server::ServerOptions options,
                              server::ServerOptionsFromFlags("gateway"));
+  CERTPLANE_ASSIGN_OR_RETURN(const Sizing sizing, SizingFromFlags());
   options.require_client_certificate = false;
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   std::string url = absl::GetFlag(FLAGS_database_url);
@@ -150,10 +184,7 @@ absl::Status Run() {
       certplane::crypto::PrivateKey audit_key,
       gateway::LoadAuditKey(key_file, absl::GetFlag(FLAGS_create_audit_key)));
   gateway::AuditWriterOptions audit_options;
-  audit_options.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
-  if (audit_options.checkpoint_interval <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--checkpoint_interval must be positive");
-  }
+  audit_options.checkpoint_interval = sizing.checkpoint_interval;
   gateway::AuditWriter audit(*store, std::move(audit_key), audit_options,
                              clock);
 
@@ -213,25 +244,14 @@ absl::Status Run() {
   gateway::DispatcherOptions dispatcher_options;
   dispatcher_options.development_headers =
       options.insecure_plaintext_for_development;
-  dispatcher_options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
-  if (dispatcher_options.worker_threads < 1 ||
-      dispatcher_options.worker_threads > 256) {
-    return absl::InvalidArgumentError("--worker_threads must be 1-256");
-  }
+  dispatcher_options.worker_threads = sizing.worker_threads;
   dispatcher_options.owner_cache_ttl = absl::GetFlag(FLAGS_owner_cache_ttl);
   dispatcher_options.rate_limit_per_second =
       absl::GetFlag(FLAGS_rate_limit_per_second);
   dispatcher_options.rate_limit_burst = absl::GetFlag(FLAGS_rate_limit_burst);
   gateway::Dispatcher dispatcher(authenticator, audit, std::move(upstreams),
                                  dispatcher_options);
-  int front_threads = absl::GetFlag(FLAGS_front_threads);
-  if (front_threads < 0 || front_threads > 256) {
-    return absl::InvalidArgumentError("--front_threads must be 0-256");
-  }
-  if (front_threads == 0) {
-    front_threads = std::max(1u, std::thread::hardware_concurrency());
-  }
-  gateway::GrpcFront front(dispatcher, front_threads);
+  gateway::GrpcFront front(dispatcher, sizing.front_threads);
   gateway::GatewayServiceImpl gateway_service(*store, authenticator, dispatcher,
                                               clock);
   gateway::AuditServiceImpl audit_service(*store, authenticator, dispatcher,

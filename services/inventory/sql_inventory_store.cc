@@ -2339,11 +2339,13 @@ absl::StatusOr<CertificatePage> SqlInventoryStore::ListCertificates(
   // instead of their sum (at 1M certificates a SAN suffix match spends about
   // 4.5 ms in each, see docs/performance.md). The two snapshots may differ
   // by writes committed in between, which total_size, a count for display,
-  // tolerates. (The future's destructor waits, so an early return below
-  // never leaves the count running on this frame's variables.)
+  // tolerates; a page that holds every match counts itself instead. If no
+  // thread can be started, the count runs here, after the page (deferred).
+  // The future's destructor waits, so an early return below never leaves the
+  // count running on this frame's variables.
   std::future<absl::StatusOr<long long>> counted;
   if (!cursor.has_value()) {
-    counted = std::async(std::launch::async, [&]() {
+    counted = std::async(std::launch::async | std::launch::deferred, [&]() {
       return CountMatches(query.filter, query.show_deleted, now_us);
     });
   }
@@ -2391,7 +2393,9 @@ absl::StatusOr<CertificatePage> SqlInventoryStore::ListCertificates(
   if (counted.valid()) {
     absl::StatusOr<long long> total = counted.get();
     if (!total.ok()) return total.status();
-    page.total_size = *total;
+    page.total_size = next.has_value()
+                          ? *total
+                          : static_cast<long long>(page.certificates.size());
   } else {
     page.total_size = carried_total;
   }
