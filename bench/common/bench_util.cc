@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -35,6 +38,25 @@ std::string& Program() {
   return *name;
 }
 
+// The services StartService started, for Die to stop: a benchmark that
+// exits on an error would otherwise leave them running.
+absl::Mutex g_started_mu;
+std::vector<pid_t>& Started() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_started_mu) {
+  static auto* pids = new std::vector<pid_t>;
+  return *pids;
+}
+
+void KillStartedServices() {
+  absl::MutexLock lock(&g_started_mu);
+  for (pid_t pid : Started()) {
+    // Only a child not yet waited for: waitpid says 0 for one still
+    // running, and ECHILD for a pid that is no longer this process's child
+    // (waited for already, perhaps reused).
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == 0) ::kill(pid, SIGKILL);
+  }
+}
+
 }  // namespace
 
 void SetProgram(absl::string_view name) { Program() = std::string(name); }
@@ -42,6 +64,7 @@ void SetProgram(absl::string_view name) { Program() = std::string(name); }
 void Die(absl::string_view what, const absl::Status& status) {
   std::fprintf(stderr, "%s: %s: %s\n", Program().c_str(),
                std::string(what).c_str(), status.ToString().c_str());
+  KillStartedServices();
   std::exit(1);
 }
 
@@ -175,6 +198,10 @@ std::unique_ptr<server::testing::ChildProcess> StartService(
   auto child =
       ValueOrDie(absl::StrCat("start ", path),
                  server::testing::ChildProcess::Start(program, flags, {}));
+  {
+    absl::MutexLock lock(&g_started_mu);
+    Started().push_back(child->pid());
+  }
   // A fresh channel per try: a channel whose first connection failed waits
   // out its reconnect backoff.
   const absl::Time give_up = absl::Now() + absl::Seconds(90);

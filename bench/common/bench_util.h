@@ -26,7 +26,8 @@ class ChildProcess;
 
 namespace certplane::bench {
 
-// Prints "<program>: <what>: <status>" to stderr and exits 1. SetProgram
+// Prints "<program>: <what>: <status>" to stderr, kills the services
+// StartService started that are still running, and exits 1. SetProgram
 // names the benchmark in those messages.
 void SetProgram(absl::string_view name);
 [[noreturn]] void Die(absl::string_view what, const absl::Status& status);

@@ -27,9 +27,7 @@
 // run with --database_url=URL times only the queries (step 3's second half)
 // on the loaded database, with whatever inventory binary is built now.
 // Not a test: run by hand; results go to docs/performance.md.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +58,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/common/bench_util.h"
 #include "certplane/inventory/v1/inventory.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "libs/crypto/certificate.h"
@@ -77,6 +76,11 @@ using crypto::Certificate;
 using crypto::PrivateKey;
 using crypto::testing::TestIdentity;
 using Clock = std::chrono::steady_clock;
+using bench::CheckOk;
+using bench::Die;
+using bench::Percentile;
+using bench::ProcStatusKb;
+using bench::ValueOrDie;
 
 constexpr char kIdentityHeader[] = "x-certplane-dev-identity";
 constexpr char kIdentity[] = "bench";
@@ -84,25 +88,6 @@ constexpr int kFilesPerRequest = 1000;
 constexpr int kTeams = 20;
 constexpr int kApps = 50;
 const char* const kEnvironments[] = {"prod", "staging", "dev"};
-
-[[noreturn]] void Die(absl::string_view what, const absl::Status& status) {
-  std::fprintf(stderr, "inventory_bench: %s: %s\n", std::string(what).c_str(),
-               status.ToString().c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T ValueOrDie(absl::string_view what, absl::StatusOr<T> value) {
-  if (!value.ok()) Die(what, value.status());
-  return *std::move(value);
-}
-
-void CheckOk(absl::string_view what, const grpc::Status& status) {
-  if (!status.ok()) {
-    Die(what, absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                           status.error_message()));
-  }
-}
 
 struct Flags {
   int import = 100000;
@@ -232,36 +217,6 @@ std::vector<std::string> MakeLeaves(const Pki& pki, int64_t first, int count,
 // ---------------------------------------------------------------------------
 // The service process.
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    Die("bind", absl::InternalError("cannot bind a loopback port"));
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// "VmHWM" or "VmRSS" of `pid` in KiB.
-long ProcStatusKb(pid_t pid, absl::string_view field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, absl::StrCat(field, ":"))) {
-      long kb = 0;
-      std::vector<std::string> parts =
-          absl::StrSplit(line, ' ', absl::SkipEmpty());
-      if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kb)) return kb;
-    }
-  }
-  return -1;
-}
-
 std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -271,13 +226,6 @@ std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) {
 
 // ---------------------------------------------------------------------------
 // Measurements.
-
-double Percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t index = static_cast<size_t>(p * (values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -582,6 +530,7 @@ void RunQueries(inv::InventoryService::Stub& stub, const Flags& flags) {
 }
 
 int Main(int argc, char** argv) {
+  bench::SetProgram("inventory_bench");
   Flags flags = ParseFlags(argc, argv);
   std::printf(
       "inventory_bench: %d certificates imported and timed, %d in "
@@ -615,23 +564,13 @@ int Main(int argc, char** argv) {
   // both read the folder.
   std::filesystem::permissions(dir, std::filesystem::perms::all);
 
-  const int port = FreePort();
-  const std::string address = absl::StrCat("127.0.0.1:", port);
-  auto service =
-      ValueOrDie("start certplane-inventory",
-                 server::testing::ChildProcess::Start(
-                     flags.inventory_binary,
-                     {absl::StrCat("--database_url=", url),
-                      absl::StrCat("--listen_address=", address),
-                      "--insecure_plaintext_for_development",
-                      "--allow_development_identity", "--log_level=warning"},
-                     {}));
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-  if (!channel->WaitForConnected(
-          absl::ToChronoTime(absl::Now() + absl::Seconds(30)))) {
-    Die("connect", absl::UnavailableError("certplane-inventory did not start"));
-  }
+  const int port = bench::FreePort();
+  std::unique_ptr<server::testing::ChildProcess> service = bench::StartService(
+      flags.inventory_binary,
+      {absl::StrCat("--database_url=", url), "--allow_development_identity"},
+      port, /*callgrind=*/false, "inventory");
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
   auto stub = inv::InventoryService::NewStub(channel);
   if (load) LoadAndCompare(*stub, flags, url, dir);
   RunQueries(*stub, flags);

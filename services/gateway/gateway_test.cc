@@ -1049,25 +1049,16 @@ TEST_CASE("TheBinaryRefusesBadSizingFlagsBeforeCreatingAnything") {
                                       absl::StrCat("gateway-flags-", getpid());
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
-    // Through a shell, to read the binary's log (stderr).
-    std::unique_ptr<server::testing::ChildProcess> child =
-        ValueOrDie(server::testing::ChildProcess::Start(
-            "/bin/sh",
-            {"-c",
-             absl::StrCat(CERTPLANE_GATEWAY_PATH, " --data_dir=", dir.string(),
-                          " --insecure_plaintext_for_development"
-                          " --listen_address=127.0.0.1:0"
-                          " --metrics_address= ",
-                          c.flag, " 2>&1")},
-            {}));
-    std::string output;
-    for (;;) {
-      absl::StatusOr<std::string> line = child->ReadLine(absl::Seconds(20));
-      if (!line.ok()) break;
-      absl::StrAppend(&output, *line, "\n");
-    }
-    CHECK(ValueOrDie(child->WaitForExit(absl::Seconds(20))) == 1);
-    CHECK_THAT(output, Catch::Contains(c.error));
+    const server::testing::CommandResult result =
+        ValueOrDie(server::testing::RunShellCommand(
+            absl::StrCat(CERTPLANE_GATEWAY_PATH, " --data_dir=", dir.string(),
+                         " --insecure_plaintext_for_development"
+                         " --listen_address=127.0.0.1:0"
+                         " --metrics_address= ",
+                         c.flag),
+            absl::Seconds(20)));
+    CHECK(result.exit_code == 1);
+    CHECK_THAT(result.output, Catch::Contains(c.error));
     // Refused before the database or the audit key was created.
     CHECK(std::filesystem::is_empty(dir));
     std::filesystem::remove_all(dir);

@@ -1415,26 +1415,18 @@ TEST_CASE("TheBinaryMigratesServesWithTheVaultAndStopsOnSigterm") {
 }
 
 TEST_CASE("TheBinaryRefusesDevelopmentIdentitiesWithTls") {
-  // Through a shell, to read the binary's log (stderr).
-  std::unique_ptr<server::testing::ChildProcess> child =
-      ValueOrDie(server::testing::ChildProcess::Start(
-          "/bin/sh",
-          {"-c", absl::StrCat(CERTPLANE_INVENTORY_PATH,
-                              " --allow_development_identity"
-                              " --tls_cert_file=/nonexistent"
-                              " --tls_key_file=/nonexistent"
-                              " --tls_client_ca_file=/nonexistent"
-                              " --metrics_address="
-                              " --database_url=sqlite::memory: 2>&1")},
-          {}));
-  std::string output;
-  for (;;) {
-    absl::StatusOr<std::string> line = child->ReadLine(absl::Seconds(20));
-    if (!line.ok()) break;
-    absl::StrAppend(&output, *line, "\n");
-  }
-  CHECK(ValueOrDie(child->WaitForExit(absl::Seconds(20))) == 1);
-  CHECK(absl::StrContains(output, "--allow_development_identity needs"));
+  const server::testing::CommandResult result =
+      ValueOrDie(server::testing::RunShellCommand(
+          absl::StrCat(CERTPLANE_INVENTORY_PATH,
+                       " --allow_development_identity"
+                       " --tls_cert_file=/nonexistent"
+                       " --tls_key_file=/nonexistent"
+                       " --tls_client_ca_file=/nonexistent"
+                       " --metrics_address="
+                       " --database_url=sqlite::memory:"),
+          absl::Seconds(20)));
+  CHECK(result.exit_code == 1);
+  CHECK(absl::StrContains(result.output, "--allow_development_identity needs"));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -252,6 +253,26 @@ absl::StatusOr<int> ChildProcess::WaitForExit(absl::Duration timeout) {
     }
     absl::SleepFor(absl::Milliseconds(10));
   }
+}
+
+absl::StatusOr<CommandResult> RunShellCommand(const std::string& command,
+                                              absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child =
+      ChildProcess::Start("/bin/sh", {"-c", command + " 2>&1"}, {});
+  if (!child.ok()) return child.status();
+  CommandResult result;
+  for (;;) {
+    absl::StatusOr<std::string> line = (*child)->ReadLine(
+        std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    if (!line.ok()) break;  // The end of the output, or the deadline.
+    absl::StrAppend(&result.output, *line, "\n");
+  }
+  absl::StatusOr<int> code = (*child)->WaitForExit(
+      std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  if (!code.ok()) return code.status();  // The destructor kills it.
+  result.exit_code = *code;
+  return result;
 }
 
 }  // namespace certplane::server::testing

@@ -59,6 +59,18 @@ class ChildProcess {
   bool exited_ = false;
 };
 
+// What a command printed (stdout and stderr, in order) and its exit code.
+struct CommandResult {
+  int exit_code = 0;
+  std::string output;
+};
+
+// Runs `command` with /bin/sh -c, stderr folded into stdout, and waits for
+// it to exit; DEADLINE_EXCEEDED (and the command killed) if it is still
+// running after `timeout`. For checking what a binary refuses and says.
+absl::StatusOr<CommandResult> RunShellCommand(const std::string& command,
+                                              absl::Duration timeout);
+
 }  // namespace certplane::server::testing
 
 #endif  // CERTPLANE_LIBS_SERVER_TESTING_TEST_CLIENT_H_
