@@ -13,35 +13,85 @@ using crypto::kSha256Size;
 // The largest power of two smaller than n (n >= 2).
 uint64_t SplitPoint(uint64_t n) { return std::bit_floor(n - 1); }
 
-void Path(absl::Span<const std::string> leaves, uint64_t m,
-          std::vector<std::string>& out) {
-  uint64_t n = leaves.size();
-  if (n <= 1) return;
-  uint64_t k = SplitPoint(n);
-  if (m < k) {
-    Path(leaves.subspan(0, k), m, out);
-    out.push_back(RootOf(leaves.subspan(k)));
-  } else {
-    Path(leaves.subspan(k), m - k, out);
-    out.push_back(RootOf(leaves.subspan(0, k)));
+// MTH(D[lo:hi]) from perfect subtrees: a range whose size is a power of two
+// and which starts at a multiple of it is one subtree; any other range is
+// split as MTH splits it. The proofs below only ask for ranges whose left
+// part is such a subtree, so a range costs O(log n) subtrees.
+absl::StatusOr<std::string> RangeHash(SubtreeHashes subtree, uint64_t lo,
+                                      uint64_t hi) {
+  const uint64_t n = hi - lo;
+  if (n == 0) return EmptyTreeHash();
+  if (std::has_single_bit(n) && lo % n == 0) {
+    return subtree(std::countr_zero(n), lo / n);
   }
+  const uint64_t k = SplitPoint(n);
+  absl::StatusOr<std::string> left = RangeHash(subtree, lo, lo + k);
+  if (!left.ok()) return left.status();
+  absl::StatusOr<std::string> right = RangeHash(subtree, lo + k, hi);
+  if (!right.ok()) return right.status();
+  return NodeHash(*left, *right);
 }
 
-void SubProof(absl::Span<const std::string> leaves, uint64_t m, bool complete,
-              std::vector<std::string>& out) {
-  uint64_t n = leaves.size();
-  if (m == n) {
-    if (!complete) out.push_back(RootOf(leaves));
-    return;
-  }
-  uint64_t k = SplitPoint(n);
-  if (m <= k) {
-    SubProof(leaves.subspan(0, k), m, complete, out);
-    out.push_back(RootOf(leaves.subspan(k)));
+// PATH(m, D[lo:hi]) (RFC 9162 2.1.3.1), appended to `out`.
+absl::Status Path(SubtreeHashes subtree, uint64_t lo, uint64_t hi, uint64_t m,
+                  std::vector<std::string>& out) {
+  const uint64_t n = hi - lo;
+  if (n <= 1) return absl::OkStatus();
+  const uint64_t k = SplitPoint(n);
+  absl::StatusOr<std::string> sibling;
+  if (m < k) {
+    if (absl::Status s = Path(subtree, lo, lo + k, m, out); !s.ok()) return s;
+    sibling = RangeHash(subtree, lo + k, hi);
   } else {
-    SubProof(leaves.subspan(k), m - k, false, out);
-    out.push_back(RootOf(leaves.subspan(0, k)));
+    if (absl::Status s = Path(subtree, lo + k, hi, m - k, out); !s.ok()) {
+      return s;
+    }
+    sibling = RangeHash(subtree, lo, lo + k);
   }
+  if (!sibling.ok()) return sibling.status();
+  out.push_back(*std::move(sibling));
+  return absl::OkStatus();
+}
+
+// SUBPROOF(m, D[lo:hi], complete) (RFC 9162 2.1.4.1), appended to `out`.
+absl::Status SubProof(SubtreeHashes subtree, uint64_t lo, uint64_t hi,
+                      uint64_t m, bool complete,
+                      std::vector<std::string>& out) {
+  const uint64_t n = hi - lo;
+  if (m == n) {
+    if (complete) return absl::OkStatus();
+    absl::StatusOr<std::string> root = RangeHash(subtree, lo, hi);
+    if (!root.ok()) return root.status();
+    out.push_back(*std::move(root));
+    return absl::OkStatus();
+  }
+  const uint64_t k = SplitPoint(n);
+  absl::StatusOr<std::string> sibling;
+  if (m <= k) {
+    if (absl::Status s = SubProof(subtree, lo, lo + k, m, complete, out);
+        !s.ok()) {
+      return s;
+    }
+    sibling = RangeHash(subtree, lo + k, hi);
+  } else {
+    if (absl::Status s = SubProof(subtree, lo + k, hi, m - k, false, out);
+        !s.ok()) {
+      return s;
+    }
+    sibling = RangeHash(subtree, lo, lo + k);
+  }
+  if (!sibling.ok()) return sibling.status();
+  out.push_back(*std::move(sibling));
+  return absl::OkStatus();
+}
+
+// Perfect subtrees hashed from the leaf hashes themselves.
+auto FromLeaves(absl::Span<const std::string> leaf_hashes) {
+  return
+      [leaf_hashes](int level, uint64_t index) -> absl::StatusOr<std::string> {
+        const uint64_t width = uint64_t{1} << level;
+        return RootOf(leaf_hashes.subspan(index * width, width));
+      };
 }
 
 absl::Status CheckHashSize(absl::string_view hash, absl::string_view what) {
@@ -81,8 +131,20 @@ absl::StatusOr<std::vector<std::string>> InclusionProof(
         absl::StrCat("no leaf ", index, " in a tree of ", tree_size,
                      " (the log has ", leaf_hashes.size(), ")"));
   }
+  return InclusionProof(FromLeaves(leaf_hashes), index, tree_size);
+}
+
+absl::StatusOr<std::vector<std::string>> InclusionProof(SubtreeHashes subtree,
+                                                        uint64_t index,
+                                                        uint64_t tree_size) {
+  if (index >= tree_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no leaf ", index, " in a tree of ", tree_size));
+  }
   std::vector<std::string> proof;
-  Path(leaf_hashes.subspan(0, tree_size), index, proof);
+  if (absl::Status s = Path(subtree, 0, tree_size, index, proof); !s.ok()) {
+    return s;
+  }
   return proof;
 }
 
@@ -95,8 +157,22 @@ absl::StatusOr<std::vector<std::string>> ConsistencyProof(
                      second, " (the log has ", leaf_hashes.size(),
                      "; sizes must satisfy 0 < first <= second)"));
   }
+  return ConsistencyProof(FromLeaves(leaf_hashes), first, second);
+}
+
+absl::StatusOr<std::vector<std::string>> ConsistencyProof(SubtreeHashes subtree,
+                                                          uint64_t first,
+                                                          uint64_t second) {
+  if (first == 0 || first > second) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no consistency proof from tree size ", first, " to ",
+                     second, " (sizes must satisfy 0 < first <= second)"));
+  }
   std::vector<std::string> proof;
-  SubProof(leaf_hashes.subspan(0, second), first, true, proof);
+  if (absl::Status s = SubProof(subtree, 0, second, first, true, proof);
+      !s.ok()) {
+    return s;
+  }
   return proof;
 }
 
@@ -232,12 +308,14 @@ absl::StatusOr<CompactRange> CompactRange::Decode(uint64_t size,
   return range;
 }
 
-void CompactRange::Append(absl::string_view leaf_hash) {
+void CompactRange::Append(absl::string_view leaf_hash,
+                          std::vector<std::string>* completed) {
   std::string carry(leaf_hash);
   // Merge with the subtrees the new leaf completes: one per trailing set bit.
   for (uint64_t s = size_; (s & 1) != 0; s >>= 1) {
     carry = NodeHash(hashes_.back(), carry);
     hashes_.pop_back();
+    if (completed != nullptr) completed->push_back(carry);
   }
   hashes_.push_back(std::move(carry));
   ++size_;

@@ -8,7 +8,9 @@
 //
 // The audit log (libs/audit/audit_record.h, services/gateway) appends one
 // leaf per record; CompactRange keeps the log's root up to date with
-// O(log n) state, and the proof functions answer from the leaf hashes.
+// O(log n) state and names the perfect subtrees each leaf completes, which
+// the log stores, so that a proof reads O(log^2 n) stored subtree hashes
+// instead of every leaf.
 //
 // All functions are pure; CompactRange is a value type (not thread-safe to
 // mutate from several threads).
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -44,6 +47,22 @@ absl::StatusOr<std::vector<std::string>> InclusionProof(
 // 0 < first <= second <= leaf_hashes.size().
 absl::StatusOr<std::vector<std::string>> ConsistencyProof(
     absl::Span<const std::string> leaf_hashes, uint64_t first, uint64_t second);
+
+// The hash of the perfect subtree over leaves [index * 2^level,
+// (index + 1) * 2^level): level 0 is a leaf hash. The proofs below ask
+// only for subtrees inside the tree they prove.
+using SubtreeHashes =
+    absl::FunctionRef<absl::StatusOr<std::string>(int level, uint64_t index)>;
+
+// The same proofs from stored subtree hashes; `subtree`'s errors come back
+// as they are. INVALID_ARGUMENT unless index < tree_size, resp.
+// 0 < first <= second.
+absl::StatusOr<std::vector<std::string>> InclusionProof(SubtreeHashes subtree,
+                                                        uint64_t index,
+                                                        uint64_t tree_size);
+absl::StatusOr<std::vector<std::string>> ConsistencyProof(SubtreeHashes subtree,
+                                                          uint64_t first,
+                                                          uint64_t second);
 
 // RFC 9162 2.1.3.2: whether `proof` shows the leaf with `leaf_hash` at
 // `index` in the tree of `tree_size` with `root`. OK or INVALID_ARGUMENT
@@ -72,7 +91,12 @@ class CompactRange {
   static absl::StatusOr<CompactRange> Decode(uint64_t size,
                                              absl::string_view encoded);
 
-  void Append(absl::string_view leaf_hash);
+  // Appends a leaf. `completed`, when set, receives the hashes of the
+  // perfect subtrees of level 1 and up that this leaf completes, lowest
+  // first: after the append, level L's is the subtree (L, size() / 2^L - 1)
+  // for every L with size() divisible by 2^L.
+  void Append(absl::string_view leaf_hash,
+              std::vector<std::string>* completed = nullptr);
   uint64_t size() const { return size_; }
   std::string Root() const;
   // The subtree hashes concatenated (32 bytes each).

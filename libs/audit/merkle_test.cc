@@ -1,7 +1,10 @@
 #include "libs/audit/merkle.h"
 
+#include <bit>
 #include <catch2/catch.hpp>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -142,6 +145,62 @@ TEST_CASE("EveryConsistencyProofVerifiesAndAnyChangeFails") {
              StatusIs(absl::StatusCode::kInvalidArgument));
   CHECK_THAT(ConsistencyProof(hashes, 4, 3).status(),
              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_CASE("ProofsFromStoredSubtreesEqualTheProofsFromEveryLeaf") {
+  // The subtrees a log stores: the leaves (level 0) and every subtree
+  // CompactRange::Append reports, at the position it documents.
+  const std::vector<std::string> leaves = SyntheticLeafHashes(70);
+  std::map<std::pair<int, uint64_t>, std::string> stored;
+  CompactRange range;
+  for (uint64_t i = 0; i < leaves.size(); ++i) {
+    stored[{0, i}] = leaves[i];
+    std::vector<std::string> completed;
+    range.Append(leaves[i], &completed);
+    for (size_t j = 0; j < completed.size(); ++j) {
+      const int level = static_cast<int>(j) + 1;
+      REQUIRE(range.size() % (uint64_t{1} << level) == 0);
+      stored[{level, (range.size() >> level) - 1}] = completed[j];
+    }
+    // No more subtrees than the size's trailing zero bits.
+    CHECK(completed.size() ==
+          static_cast<size_t>(std::countr_zero(range.size())));
+  }
+  int reads = 0;
+  auto subtree = [&](int level, uint64_t index) -> absl::StatusOr<std::string> {
+    ++reads;
+    auto it = stored.find({level, index});
+    if (it == stored.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("no subtree ", level, "/", index));
+    }
+    return it->second;
+  };
+  for (uint64_t size = 1; size <= leaves.size(); ++size) {
+    for (uint64_t i = 0; i < size; ++i) {
+      INFO("inclusion of " << i << " in " << size);
+      reads = 0;
+      auto from_subtrees = InclusionProof(subtree, i, size);
+      REQUIRE_THAT(from_subtrees, IsOk());
+      CHECK(*from_subtrees == ValueOrDie(InclusionProof(leaves, i, size)));
+      CHECK(reads <= 2 * 7 * 7);  // O(log^2 n): at most 7 levels here.
+    }
+    for (uint64_t first = 1; first <= size; ++first) {
+      INFO("consistency of " << first << " with " << size);
+      auto from_subtrees = ConsistencyProof(subtree, first, size);
+      REQUIRE_THAT(from_subtrees, IsOk());
+      CHECK(*from_subtrees ==
+            ValueOrDie(ConsistencyProof(leaves, first, size)));
+    }
+  }
+  CHECK_THAT(InclusionProof(subtree, 5, 5),
+             StatusIs(absl::StatusCode::kInvalidArgument, "no leaf 5"));
+  CHECK_THAT(ConsistencyProof(subtree, 0, 5),
+             StatusIs(absl::StatusCode::kInvalidArgument, "0 < first"));
+  // A missing subtree comes back as the source said it.
+  stored.erase({2, 1});
+  CHECK_THAT(InclusionProof(subtree, 0, 16),
+             StatusIs(absl::StatusCode::kNotFound, "no subtree 2/1"));
 }
 
 }  // namespace

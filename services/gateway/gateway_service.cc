@@ -358,16 +358,20 @@ grpc::Status AuditServiceImpl::GetInclusionProof(
       return absl::InvalidArgumentError(absl::StrCat(
           "tree_size ", size, " is beyond the log's ", log_size, " records"));
     }
-    CERTPLANE_ASSIGN_OR_RETURN(std::vector<std::string> leaves,
-                               store_.LeafHashes(size));
-    CERTPLANE_ASSIGN_OR_RETURN(
-        std::vector<std::string> proof,
-        audit::InclusionProof(leaves, request->index(), size));
-    response->set_index(request->index());
-    response->set_tree_size(size);
-    response->set_leaf_hash(leaves[request->index()]);
-    for (std::string& h : proof) response->add_hashes(std::move(h));
-    return absl::OkStatus();
+    return store_.ReadSubtrees(
+        [&](audit::SubtreeHashes subtree) -> absl::Status {
+          CERTPLANE_ASSIGN_OR_RETURN(
+              std::vector<std::string> proof,
+              audit::InclusionProof(subtree, request->index(), size));
+          CERTPLANE_ASSIGN_OR_RETURN(std::string leaf_hash,
+                                     subtree(0, request->index()));
+          response->Clear();
+          response->set_index(request->index());
+          response->set_tree_size(size);
+          response->set_leaf_hash(std::move(leaf_hash));
+          for (std::string& h : proof) response->add_hashes(std::move(h));
+          return absl::OkStatus();
+        });
   }();
   return ToGrpcStatus(status);
 }
@@ -385,15 +389,18 @@ grpc::Status AuditServiceImpl::GetConsistencyProof(
           absl::StrCat("second_tree_size ", second, " is beyond the log's ",
                        log_size, " records"));
     }
-    CERTPLANE_ASSIGN_OR_RETURN(std::vector<std::string> leaves,
-                               store_.LeafHashes(second));
-    CERTPLANE_ASSIGN_OR_RETURN(
-        std::vector<std::string> proof,
-        audit::ConsistencyProof(leaves, request->first_tree_size(), second));
-    response->set_first_tree_size(request->first_tree_size());
-    response->set_second_tree_size(second);
-    for (std::string& h : proof) response->add_hashes(std::move(h));
-    return absl::OkStatus();
+    return store_.ReadSubtrees(
+        [&](audit::SubtreeHashes subtree) -> absl::Status {
+          CERTPLANE_ASSIGN_OR_RETURN(
+              std::vector<std::string> proof,
+              audit::ConsistencyProof(subtree, request->first_tree_size(),
+                                      second));
+          response->Clear();
+          response->set_first_tree_size(request->first_tree_size());
+          response->set_second_tree_size(second);
+          for (std::string& h : proof) response->add_hashes(std::move(h));
+          return absl::OkStatus();
+        });
   }();
   return ToGrpcStatus(status);
 }

@@ -21,11 +21,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "libs/audit/audit_log.h"
+#include "libs/audit/merkle.h"
 
 namespace certplane::db {
 class Database;
@@ -79,9 +81,15 @@ class GatewayStore {
   virtual absl::StatusOr<std::vector<audit::AuditRecord>> ListAudit(
       uint64_t start_index, int limit, absl::string_view filter) = 0;
   virtual absl::StatusOr<uint64_t> AuditSize() = 0;
-  // The leaf hashes of records 0 .. size-1.
-  virtual absl::StatusOr<std::vector<std::string>> LeafHashes(
-      uint64_t size) = 0;
+  // Runs `read` in one read-only transaction with the hashes of the log's
+  // perfect subtrees (level 0: the records' leaf hashes). A subtree the log
+  // does not hold is DATA_LOSS, or OUT_OF_RANGE beyond the log's end.
+  virtual absl::Status ReadSubtrees(
+      absl::FunctionRef<absl::Status(audit::SubtreeHashes)> read) = 0;
+  // Stores every subtree hash the log lacks (a log written before
+  // subtrees were stored), under the lock appends take; returns how many
+  // it added. Run once at start; a log that has them all costs one count.
+  virtual absl::StatusOr<uint64_t> CompleteAuditNodes() = 0;
   // The root after record size-1 as the log stored it (the empty tree's
   // hash for 0); OUT_OF_RANGE beyond the log.
   virtual absl::StatusOr<std::string> RootAt(uint64_t size) = 0;

@@ -176,6 +176,11 @@ absl::Status Run() {
       certplane::db::Migrate(*database, gateway::GatewayMigrations()));
   std::unique_ptr<gateway::GatewayStore> store =
       gateway::NewSqlGatewayStore(*database);
+  CERTPLANE_ASSIGN_OR_RETURN(uint64_t audit_nodes, store->CompleteAuditNodes());
+  if (audit_nodes > 0) {
+    log::Info("gateway: stored the audit log's subtree hashes",
+              {{"subtrees", absl::StrCat(audit_nodes)}});
+  }
   auto clock = [] { return absl::Now(); };
 
   std::string key_file = absl::GetFlag(FLAGS_audit_key_file);

@@ -53,6 +53,19 @@ CREATE TABLE audit_checkpoints (
 );
 )sql";
 
+// Version 2: the hashes of the log's perfect subtrees of level 1 and up
+// (level 0, the leaf hashes, are in audit_entries), which proofs read
+// instead of every leaf. AppendAudit writes the ones each record completes;
+// CompleteAuditNodes fills them in for a log written before this version.
+constexpr char kV2[] = R"sql(
+CREATE TABLE audit_nodes (
+  level INTEGER NOT NULL CHECK (level > 0 AND level < 64),
+  idx BIGINT NOT NULL CHECK (idx >= 0),
+  hash TEXT NOT NULL,
+  PRIMARY KEY (level, idx)
+);
+)sql";
+
 std::string ForDialect(const char* text, bool postgres) {
   return absl::StrReplaceAll(text, {{"$C", postgres ? " COLLATE \"C\"" : ""}});
 }
@@ -63,6 +76,7 @@ absl::Span<const db::Migration> GatewayMigrations() {
   static const auto* const kMigrations = new std::vector<db::Migration>{
       {1, "create api tokens and the audit log", ForDialect(kV1, true),
        ForDialect(kV1, false)},
+      {2, "store the audit log's subtree hashes", kV2, kV2},
   };
   return *kMigrations;
 }

@@ -2,6 +2,8 @@
 // migrations.h).
 #include <soci/soci.h>
 
+#include <algorithm>
+#include <bit>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,8 +27,22 @@ using db::SqlParams;
 
 long long Micros(absl::Time t) { return db::TimeToMicros(t); }
 absl::Time FromMicros(long long us) { return db::MicrosToTime(us); }
+
 std::string Hex(absl::string_view bytes) {
   return absl::BytesToHexString(bytes);
+}
+
+// Stores the subtrees CompactRange::Append reported as `completed` when the
+// log grew to `size` records.
+void InsertNodes(soci::session& sql, uint64_t size,
+                 const std::vector<std::string>& completed) {
+  for (size_t j = 0; j < completed.size(); ++j) {
+    int level = static_cast<int>(j) + 1;
+    long long idx = static_cast<long long>((size >> level) - 1);
+    std::string hex = Hex(completed[j]);
+    sql << "INSERT INTO audit_nodes (level, idx, hash) VALUES (:l, :i, :h)",
+        soci::use(level), soci::use(idx), soci::use(hex);
+  }
 }
 
 constexpr char kTokenColumns[] =
@@ -236,7 +252,8 @@ class SqlGatewayStore final : public GatewayStore {
       record.index = static_cast<uint64_t>(size);
       record.time = absl::FromUnixMicros(absl::ToUnixMicros(record.time));
       record.leaf_hash = audit::LeafHash(audit::LeafBytes(record));
-      range->Append(record.leaf_hash);
+      std::vector<std::string> completed;
+      range->Append(record.leaf_hash, &completed);
       record.root_after = range->Root();
       long long time_us = Micros(record.time);
       std::string leaf_hex = Hex(record.leaf_hash);
@@ -251,6 +268,7 @@ class SqlGatewayStore final : public GatewayStore {
           soci::use(record.code), soci::use(record.message),
           soci::use(leaf_hex), soci::use(root_hex);
       long long new_size = size + 1;
+      InsertNodes(sql, static_cast<uint64_t>(new_size), completed);
       std::string new_range = Hex(range->Encode());
       sql << "UPDATE audit_head SET size = :s, compact_range = :r WHERE id = 1",
           soci::use(new_size), soci::use(new_range);
@@ -305,39 +323,113 @@ class SqlGatewayStore final : public GatewayStore {
     return static_cast<uint64_t>(size);
   }
 
-  absl::StatusOr<std::vector<std::string>> LeafHashes(uint64_t size) override {
-    std::vector<std::string> out;
-    absl::Status s = db_.Transact(
+  absl::Status ReadSubtrees(
+      absl::FunctionRef<absl::Status(audit::SubtreeHashes)> read) override {
+    return db_.Transact(
         [&](soci::session& sql) -> absl::Status {
-          out.clear();
-          out.reserve(size);
-          long long idx = 0;
-          std::string hex;
-          long long limit = static_cast<long long>(size);
-          soci::statement st =
-              (sql.prepare << "SELECT idx, leaf_hash FROM audit_entries "
-                              "WHERE idx < :n ORDER BY idx",
-               soci::use(limit), soci::into(idx), soci::into(hex));
-          st.execute(false);
-          while (st.fetch()) {
-            if (idx != static_cast<long long>(out.size())) {
-              return absl::DataLossError(absl::StrCat(
-                  "audit record ", out.size(), " is missing from the log"));
+          long long size = 0;
+          sql << "SELECT size FROM audit_head WHERE id = 1", soci::into(size);
+          auto subtree = [&](int level,
+                             uint64_t index) -> absl::StatusOr<std::string> {
+            const std::string name = absl::StrCat("audit subtree ", level, "/",
+                                                  index, " (level/index)");
+            if (level < 0 || level >= 63 ||
+                index >= (static_cast<uint64_t>(size) >> level)) {
+              return absl::OutOfRangeError(absl::StrCat(
+                  name, " is beyond the log's ", size, " records"));
             }
-            absl::StatusOr<std::string> h = db::DecodeHexColumn(
-                hex, absl::StrCat("leaf hash of audit record ", idx));
-            if (!h.ok()) return h.status();
-            out.push_back(*std::move(h));
-          }
-          return absl::OkStatus();
+            long long i = static_cast<long long>(index);
+            std::string hex;
+            soci::indicator ind = soci::i_null;
+            if (level == 0) {
+              sql << "SELECT leaf_hash FROM audit_entries WHERE idx = :i",
+                  soci::use(i), soci::into(hex, ind);
+            } else {
+              sql << "SELECT hash FROM audit_nodes WHERE level = :l AND "
+                     "idx = :i",
+                  soci::use(level), soci::use(i), soci::into(hex, ind);
+            }
+            if (!sql.got_data() || ind != soci::i_ok) {
+              return absl::DataLossError(
+                  absl::StrCat(name, " is missing from the log"));
+            }
+            absl::StatusOr<std::string> hash = db::DecodeHexColumn(hex, name);
+            if (hash.ok() && hash->size() != 32) {
+              return absl::DataLossError(
+                  absl::StrCat(name, " is not a SHA-256 hash"));
+            }
+            return hash;
+          };
+          return read(subtree);
         },
         db::TxMode::kReadOnly);
+  }
+
+  absl::StatusOr<uint64_t> CompleteAuditNodes() override {
+    uint64_t added = 0;
+    absl::Status s = db_.Transact([&](soci::session& sql) -> absl::Status {
+      added = 0;
+      long long size = 0;
+      std::string head_hex;
+      std::string lock =
+          db_.dialect() == db::Dialect::kPostgres ? " FOR UPDATE" : "";
+      sql << "SELECT size, compact_range FROM audit_head WHERE id = 1" + lock,
+          soci::into(size), soci::into(head_hex);
+      long long have = 0;
+      sql << "SELECT COUNT(*) FROM audit_nodes", soci::into(have);
+      // A log of n records has n - popcount(n) subtrees of level 1 and up.
+      const uint64_t n = static_cast<uint64_t>(size);
+      if (static_cast<uint64_t>(have) == n - std::popcount(n)) {
+        return absl::OkStatus();
+      }
+      // Derived from the leaves, so rebuilt from them whole.
+      sql << "DELETE FROM audit_nodes";
+      audit::CompactRange range;
+      constexpr long long kChunk = 10000;
+      for (long long from = 0; from < size; from += kChunk) {
+        std::vector<std::string> leaves;
+        long long idx = 0;
+        std::string hex;
+        long long to = std::min<long long>(size, from + kChunk);
+        soci::statement st =
+            (sql.prepare << "SELECT idx, leaf_hash FROM audit_entries WHERE "
+                            "idx >= :a AND idx < :b ORDER BY idx",
+             soci::use(from), soci::use(to), soci::into(idx), soci::into(hex));
+        st.execute(false);
+        while (st.fetch()) {
+          if (idx != from + static_cast<long long>(leaves.size())) {
+            return absl::DataLossError(
+                absl::StrCat("audit record ", from + leaves.size(),
+                             " is missing from the log"));
+          }
+          absl::StatusOr<std::string> h = db::DecodeHexColumn(
+              hex, absl::StrCat("leaf hash of audit record ", idx));
+          if (!h.ok()) return h.status();
+          leaves.push_back(*std::move(h));
+        }
+        if (static_cast<long long>(leaves.size()) != to - from) {
+          return absl::DataLossError(absl::StrCat("audit record ",
+                                                  from + leaves.size(),
+                                                  " is missing from the log"));
+        }
+        for (const std::string& leaf : leaves) {
+          std::vector<std::string> completed;
+          range.Append(leaf, &completed);
+          InsertNodes(sql, range.size(), completed);
+          added += completed.size();
+        }
+      }
+      absl::StatusOr<std::string> head =
+          db::DecodeHexColumn(head_hex, "audit log head");
+      if (!head.ok()) return head.status();
+      if (range.Encode() != *head) {
+        return absl::DataLossError(
+            "the audit log's leaf hashes do not add up to its head");
+      }
+      return absl::OkStatus();
+    });
     if (!s.ok()) return s;
-    if (out.size() != size) {
-      return absl::OutOfRangeError(absl::StrCat(
-          "the audit log has ", out.size(), " records, not ", size));
-    }
-    return out;
+    return added;
   }
 
   absl::StatusOr<std::string> RootAt(uint64_t size) override {
