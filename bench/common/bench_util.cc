@@ -39,7 +39,10 @@ std::string& Program() {
 }
 
 // The services StartService started, for Die to stop: a benchmark that
-// exits on an error would otherwise leave them running.
+// exits on an error would otherwise leave them running. (A pid stays listed
+// after its ChildProcess waited for it; Die then skips it unless this
+// process has started another child that got the same pid, which a
+// benchmark about to exit on an error accepts.)
 absl::Mutex g_started_mu;
 std::vector<pid_t>& Started() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_started_mu) {
   static auto* pids = new std::vector<pid_t>;

@@ -33,6 +33,8 @@
 // which reads most of the table when the matches cluster (rows stored in
 // import batches). At 1M inventory certificates, counting the first 1,001
 // certificates of one owner took 8 ms that way and 2 ms by the owner index.
+// The choice is made when a session connects: a value the server is given
+// later (and reloaded) reaches pooled sessions when they reconnect.
 //
 // SQLite sessions run in WAL mode with foreign keys on and a busy timeout,
 // and keep their prepared statements for reuse (statement_cache.h).

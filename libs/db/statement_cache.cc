@@ -81,11 +81,11 @@ ReusableStatement::ReusableStatement(soci::session& session,
                                      const std::string& sql)
     : cache_(sql.size() <= kMaxKeptSqlBytes ? StatementCache::Of(session)
                                             : nullptr),
-      sql_(&sql),
+      sql_(cache_ != nullptr ? sql : std::string()),
       st_(cache_ != nullptr ? cache_->Take(sql) : Prepare(session, sql)) {}
 
 ReusableStatement::~ReusableStatement() {
-  if (cache_ != nullptr) cache_->Return(*sql_, std::move(st_));
+  if (cache_ != nullptr) cache_->Return(sql_, std::move(st_));
 }
 
 }  // namespace certplane::db

@@ -35,8 +35,8 @@ class StatementCache;
 
 class ReusableStatement {
  public:
-  // Allocated and prepared for `sql`, with nothing bound. `sql` must
-  // outlive this object.
+  // Allocated and prepared for `sql`, with nothing bound. `sql` may be a
+  // temporary: a statement that will be kept holds a copy of it.
   ReusableStatement(soci::session& session, const std::string& sql);
   // Gives a kept statement back (bindings released, SQLite cursor reset).
   ~ReusableStatement();
@@ -52,7 +52,7 @@ class ReusableStatement {
 
  private:
   StatementCache* cache_;  // Null: not kept.
-  const std::string* sql_;
+  std::string sql_;        // The key it is kept under; empty when not kept.
   std::unique_ptr<soci::statement> st_;
 };
 

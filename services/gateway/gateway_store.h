@@ -82,8 +82,9 @@ class GatewayStore {
       uint64_t start_index, int limit, absl::string_view filter) = 0;
   virtual absl::StatusOr<uint64_t> AuditSize() = 0;
   // Runs `read` in one read-only transaction with the hashes of the log's
-  // perfect subtrees (level 0: the records' leaf hashes). A subtree the log
-  // does not hold is DATA_LOSS, or OUT_OF_RANGE beyond the log's end.
+  // perfect subtrees (level 0: the records' leaf hashes). A subtree that was
+  // not stored is hashed from the leaves under it; a missing leaf is
+  // DATA_LOSS, a subtree beyond the log's end OUT_OF_RANGE.
   virtual absl::Status ReadSubtrees(
       absl::FunctionRef<absl::Status(audit::SubtreeHashes)> read) = 0;
   // Stores every subtree hash the log lacks (a log written before
