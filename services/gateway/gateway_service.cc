@@ -64,6 +64,22 @@ absl::StatusOr<std::string> NormalizePrincipal(absl::string_view name) {
   return out;
 }
 
+// A proof built from stored hashes is checked against the roots the log
+// recorded before it is served, so that a damaged subtree row or leaf hash
+// is an error here instead of a proof that fails on the client.
+absl::Status CheckStoredProof(const absl::Status& verified,
+                              uint64_t tree_size) {
+  if (verified.ok()) return verified;
+  return absl::DataLossError(absl::StrCat(
+      "the audit log's stored hashes do not add up to the root it recorded "
+      "at tree size ",
+      tree_size, " (", verified.message(),
+      "): a record's leaf hash or a row of audit_nodes was changed; "
+      "`certplane audit verify` names a changed record, and a gateway "
+      "started with audit_nodes emptied rebuilds the subtrees from the "
+      "records"));
+}
+
 }  // namespace
 
 v1::Token TokenToProto(const TokenRecord& t) {
@@ -358,8 +374,8 @@ grpc::Status AuditServiceImpl::GetInclusionProof(
       return absl::InvalidArgumentError(absl::StrCat(
           "tree_size ", size, " is beyond the log's ", log_size, " records"));
     }
-    return store_.ReadSubtrees(
-        [&](audit::SubtreeHashes subtree) -> absl::Status {
+    CERTPLANE_RETURN_IF_ERROR(
+        store_.ReadSubtrees([&](audit::SubtreeHashes subtree) -> absl::Status {
           CERTPLANE_ASSIGN_OR_RETURN(
               std::vector<std::string> proof,
               audit::InclusionProof(subtree, request->index(), size));
@@ -371,7 +387,15 @@ grpc::Status AuditServiceImpl::GetInclusionProof(
           response->set_leaf_hash(std::move(leaf_hash));
           for (std::string& h : proof) response->add_hashes(std::move(h));
           return absl::OkStatus();
-        });
+        }));
+    CERTPLANE_ASSIGN_OR_RETURN(std::string root, store_.RootAt(size));
+    return CheckStoredProof(
+        audit::VerifyInclusion(
+            response->leaf_hash(), response->index(), size,
+            std::vector<std::string>(response->hashes().begin(),
+                                     response->hashes().end()),
+            root),
+        size);
   }();
   return ToGrpcStatus(status);
 }
@@ -389,8 +413,8 @@ grpc::Status AuditServiceImpl::GetConsistencyProof(
           absl::StrCat("second_tree_size ", second, " is beyond the log's ",
                        log_size, " records"));
     }
-    return store_.ReadSubtrees(
-        [&](audit::SubtreeHashes subtree) -> absl::Status {
+    CERTPLANE_RETURN_IF_ERROR(
+        store_.ReadSubtrees([&](audit::SubtreeHashes subtree) -> absl::Status {
           CERTPLANE_ASSIGN_OR_RETURN(
               std::vector<std::string> proof,
               audit::ConsistencyProof(subtree, request->first_tree_size(),
@@ -400,7 +424,16 @@ grpc::Status AuditServiceImpl::GetConsistencyProof(
           response->set_second_tree_size(second);
           for (std::string& h : proof) response->add_hashes(std::move(h));
           return absl::OkStatus();
-        });
+        }));
+    CERTPLANE_ASSIGN_OR_RETURN(std::string first_root,
+                               store_.RootAt(request->first_tree_size()));
+    CERTPLANE_ASSIGN_OR_RETURN(std::string second_root, store_.RootAt(second));
+    return CheckStoredProof(
+        audit::VerifyConsistency(
+            request->first_tree_size(), second, first_root, second_root,
+            std::vector<std::string>(response->hashes().begin(),
+                                     response->hashes().end())),
+        second);
   }();
   return ToGrpcStatus(status);
 }

@@ -84,12 +84,19 @@ class GatewayStore {
   // Runs `read` in one read-only transaction with the hashes of the log's
   // perfect subtrees (level 0: the records' leaf hashes). A subtree that was
   // not stored is hashed from the leaves under it; a missing leaf is
-  // DATA_LOSS, a subtree beyond the log's end OUT_OF_RANGE.
+  // DATA_LOSS, a subtree beyond the log's end OUT_OF_RANGE, and a read
+  // past 65,536 stored hashes (a proof over many subtrees an older gateway
+  // did not store) UNAVAILABLE. The hashes are returned as stored: callers
+  // check what they build against RootAt.
   virtual absl::Status ReadSubtrees(
       absl::FunctionRef<absl::Status(audit::SubtreeHashes)> read) = 0;
-  // Stores every subtree hash the log lacks (a log written before
-  // subtrees were stored), under the lock appends take; returns how many
-  // it added. Run once at start; a log that has them all costs one count.
+  // Run once at start. When the number of stored subtrees or one of the
+  // log's peaks (the subtrees its head keeps) disagrees with the log,
+  // rewrites every subtree from the leaf hashes, 10,000 records a
+  // transaction (appends go on meanwhile), removes rows beyond the log's
+  // end, and returns how many it wrote; otherwise returns 0 after
+  // O(log n) reads. DATA_LOSS when the leaf hashes do not add up to the
+  // root the log recorded.
   virtual absl::StatusOr<uint64_t> CompleteAuditNodes() = 0;
   // The root after record size-1 as the log stored it (the empty tree's
   // hash for 0); OUT_OF_RANGE beyond the log.

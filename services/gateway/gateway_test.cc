@@ -631,6 +631,28 @@ TEST_CASE("TheAuditLogVerifiesAndNamesAChangedRow") {
     auto [tampered, checkpoints2, key2] = fetch();
     CHECK_THAT(audit::VerifyLog(tampered, checkpoints2, key2).status(),
                StatusIs(absl::StatusCode::kDataLoss, "audit record 3 "));
+
+    // Someone changes a stored subtree hash (records 2 and 3): the gateway
+    // checks a proof against the root it recorded and refuses to serve one
+    // that does not add up, instead of a path that fails on the client.
+    REQUIRE_THAT(database->Transact([](soci::session& sql) -> absl::Status {
+      sql << "UPDATE audit_nodes SET hash = '" + std::string(64, '0') +
+                 "' WHERE level = 1 AND idx = 1";
+      return absl::OkStatus();
+    }),
+                 IsOk());
+    ip.set_index(0);
+    CHECK_THAT(
+        CallRaw(channel, Method("gateway.v1.AuditService", "GetInclusionProof"),
+                ip, admin),
+        StatusIs(absl::StatusCode::kDataLoss,
+                 "do not add up to the root it recorded"));
+    cp.set_first_tree_size(2);
+    CHECK_THAT(CallRaw(channel,
+                       Method("gateway.v1.AuditService", "GetConsistencyProof"),
+                       cp, admin),
+               StatusIs(absl::StatusCode::kDataLoss,
+                        "do not add up to the root it recorded"));
   }
 }
 
@@ -974,7 +996,7 @@ TEST_CASE("OidcTokensAuthenticateWithTheRolesOfTheirGroups") {
       kBinaries, {.dialect = db::Dialect::kSqlite, .gateway_flags = flags});
   auto channel = platform.gateway_channel();
   v1::WhoAmIRequest who;
-  for (const std::string& alg : {"RS256", "ES256"}) {
+  for (const std::string alg : {"RS256", "ES256"}) {
     INFO(alg);
     std::string jwt = idp.Token(alg, alg == "RS256" ? "r1" : "e1", Claims());
     auto me = CallOk<v1::Principal>(

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,12 @@ std::string Hex(absl::string_view bytes) {
   return absl::BytesToHexString(bytes);
 }
 
+// Subtree rows are upserted: every hash is derived from the leaves, so a
+// row that an append and a start-up rebuild both write gets one value, and
+// a damaged one is overwritten.
+constexpr char kUpsertNode[] =
+    " ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash";
+
 // Stores the subtrees CompactRange::Append reported as `completed` when the
 // log grew to `size` records.
 void InsertNodes(soci::session& sql, uint64_t size,
@@ -42,10 +49,44 @@ void InsertNodes(soci::session& sql, uint64_t size,
     int level = static_cast<int>(j) + 1;
     long long idx = static_cast<long long>((size >> level) - 1);
     std::string hex = Hex(completed[j]);
-    sql << "INSERT INTO audit_nodes (level, idx, hash) VALUES (:l, :i, :h)",
+    sql << absl::StrCat(
+        "INSERT INTO audit_nodes (level, idx, hash) VALUES (:l, :i, :h)",
+        kUpsertNode),
         soci::use(level), soci::use(idx), soci::use(hex);
   }
 }
+
+// The stored hash of subtree (`level`, `index`): a record's leaf hash for
+// level 0, else an audit_nodes row; nullopt when there is no such row.
+absl::StatusOr<std::optional<std::string>> ReadSubtree(soci::session& sql,
+                                                       int level,
+                                                       uint64_t index) {
+  long long i = static_cast<long long>(index);
+  std::string hex;
+  soci::indicator ind = soci::i_null;
+  if (level == 0) {
+    sql << "SELECT leaf_hash FROM audit_entries WHERE idx = :i", soci::use(i),
+        soci::into(hex, ind);
+  } else {
+    sql << "SELECT hash FROM audit_nodes WHERE level = :l AND idx = :i",
+        soci::use(level), soci::use(i), soci::into(hex, ind);
+  }
+  if (!sql.got_data() || ind != soci::i_ok) return std::nullopt;
+  const std::string name =
+      absl::StrCat("audit subtree ", level, "/", index, " (level/index)");
+  absl::StatusOr<std::string> hash = db::DecodeHexColumn(hex, name);
+  if (!hash.ok()) return hash.status();
+  if (hash->size() != 32) {
+    return absl::DataLossError(absl::StrCat(name, " is not a SHA-256 hash"));
+  }
+  return std::optional<std::string>(*std::move(hash));
+}
+
+// How many stored hashes one proof may read. A proof reads O(log^2 n) when
+// every subtree is stored (under 2,100 at 2^45 records); subtrees an older
+// gateway did not store are hashed from the leaves under them, and past
+// this bound the proof is refused rather than read record by record.
+constexpr int kMaxSubtreeReads = 1 << 16;
 
 constexpr char kTokenColumns[] =
     "token_id, principal, kind, roles, description, created_by, "
@@ -334,44 +375,36 @@ class SqlGatewayStore final : public GatewayStore {
           // A subtree the table lacks (appended by a gateway from before
           // subtrees were stored, not yet completed at a start) is hashed
           // from its two halves: slower, never wrong.
+          int reads = 0;
           std::function<absl::StatusOr<std::string>(int, uint64_t)> subtree =
               [&](int level, uint64_t index) -> absl::StatusOr<std::string> {
-            const std::string name = absl::StrCat("audit subtree ", level, "/",
-                                                  index, " (level/index)");
             if (level < 0 || level >= 63 ||
                 index >= (static_cast<uint64_t>(size) >> level)) {
               return absl::OutOfRangeError(absl::StrCat(
-                  name, " is beyond the log's ", size, " records"));
+                  "audit subtree ", level, "/", index,
+                  " (level/index) is beyond the log's ", size, " records"));
             }
-            long long i = static_cast<long long>(index);
-            std::string hex;
-            soci::indicator ind = soci::i_null;
+            if (++reads > kMaxSubtreeReads) {
+              return absl::UnavailableError(absl::StrCat(
+                  "this proof would read more than ", kMaxSubtreeReads,
+                  " audit records: subtree hashes written by an older "
+                  "gateway are missing until a gateway of this version "
+                  "starts and completes them"));
+            }
+            absl::StatusOr<std::optional<std::string>> stored =
+                ReadSubtree(sql, level, index);
+            if (!stored.ok()) return stored.status();
+            if (stored->has_value()) return **std::move(stored);
             if (level == 0) {
-              sql << "SELECT leaf_hash FROM audit_entries WHERE idx = :i",
-                  soci::use(i), soci::into(hex, ind);
-            } else {
-              sql << "SELECT hash FROM audit_nodes WHERE level = :l AND "
-                     "idx = :i",
-                  soci::use(level), soci::use(i), soci::into(hex, ind);
+              return absl::DataLossError(absl::StrCat(
+                  "audit record ", index, " is missing from the log"));
             }
-            if (!sql.got_data() || ind != soci::i_ok) {
-              if (level == 0) {
-                return absl::DataLossError(absl::StrCat(
-                    "audit record ", index, " is missing from the log"));
-              }
-              absl::StatusOr<std::string> left = subtree(level - 1, 2 * index);
-              if (!left.ok()) return left.status();
-              absl::StatusOr<std::string> right =
-                  subtree(level - 1, 2 * index + 1);
-              if (!right.ok()) return right.status();
-              return audit::NodeHash(*left, *right);
-            }
-            absl::StatusOr<std::string> hash = db::DecodeHexColumn(hex, name);
-            if (hash.ok() && hash->size() != 32) {
-              return absl::DataLossError(
-                  absl::StrCat(name, " is not a SHA-256 hash"));
-            }
-            return hash;
+            absl::StatusOr<std::string> left = subtree(level - 1, 2 * index);
+            if (!left.ok()) return left.status();
+            absl::StatusOr<std::string> right =
+                subtree(level - 1, 2 * index + 1);
+            if (!right.ok()) return right.status();
+            return audit::NodeHash(*left, *right);
           };
           return read(subtree);
         },
@@ -379,42 +412,67 @@ class SqlGatewayStore final : public GatewayStore {
   }
 
   absl::StatusOr<uint64_t> CompleteAuditNodes() override {
-    uint64_t added = 0;
-    absl::Status s = db_.Transact([&](soci::session& sql) -> absl::Status {
-      added = 0;
-      long long size = 0;
-      std::string head_hex;
-      std::string lock =
-          db_.dialect() == db::Dialect::kPostgres ? " FOR UPDATE" : "";
-      sql << "SELECT size, compact_range FROM audit_head WHERE id = 1" + lock,
-          soci::into(size), soci::into(head_hex);
-      long long have = 0;
-      sql << "SELECT COUNT(*) FROM audit_nodes", soci::into(have);
-      // A log of n records has n - popcount(n) subtrees of level 1 and up.
-      const uint64_t n = static_cast<uint64_t>(size);
-      if (static_cast<uint64_t>(have) == n - std::popcount(n)) {
-        return absl::OkStatus();
-      }
-      // Derived from the leaves, so rebuilt from them whole.
-      sql << "DELETE FROM audit_nodes";
-      audit::CompactRange range;
-      constexpr long long kChunk = 10000;
-      for (long long from = 0; from < size; from += kChunk) {
+    // Whether anything is missing or damaged: the number of subtrees, and
+    // the log's peaks (the perfect subtrees its head keeps) against the
+    // stored ones, O(log n) reads.
+    long long size = 0;
+    bool complete = false;
+    absl::Status s = db_.Transact(
+        [&](soci::session& sql) -> absl::Status {
+          std::string head_hex;
+          sql << "SELECT size, compact_range FROM audit_head WHERE id = 1",
+              soci::into(size), soci::into(head_hex);
+          long long have = 0;
+          sql << "SELECT COUNT(*) FROM audit_nodes", soci::into(have);
+          // n records have n - popcount(n) subtrees of level 1 and up.
+          const uint64_t n = static_cast<uint64_t>(size);
+          complete = static_cast<uint64_t>(have) == n - std::popcount(n);
+          if (!complete) return absl::OkStatus();
+          absl::StatusOr<std::string> head =
+              db::DecodeHexColumn(head_hex, "audit log head");
+          if (!head.ok()) return head.status();
+          uint64_t offset = 0;
+          size_t k = 0;
+          for (int level = 63; level >= 0 && complete; --level) {
+            if ((n >> level & 1) == 0) continue;
+            absl::StatusOr<std::optional<std::string>> stored =
+                ReadSubtree(sql, level, offset >> level);
+            if (!stored.ok()) return stored.status();
+            complete = stored->has_value() && k * 32 + 32 <= head->size() &&
+                       **stored == head->substr(k * 32, 32);
+            offset += uint64_t{1} << level;
+            ++k;
+          }
+          return absl::OkStatus();
+        },
+        db::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    if (complete) return 0;
+
+    // Rebuilt from the first `size` records' leaf hashes, a chunk a
+    // transaction, so that appends (which store their own subtrees) wait
+    // for one chunk at most. Rows are upserted: every value is derived
+    // from the leaves, so a row an append wrote meanwhile gets the same
+    // value, and a damaged one is overwritten.
+    audit::CompactRange range;
+    uint64_t written = 0;
+    constexpr long long kChunk = 10000;
+    for (long long from = 0; from < size; from += kChunk) {
+      const long long to = std::min<long long>(size, from + kChunk);
+      audit::CompactRange next;
+      size_t rows_written = 0;
+      s = db_.Transact([&](soci::session& sql) -> absl::Status {
+        next = range;
         std::vector<std::string> leaves;
         long long idx = 0;
         std::string hex;
-        long long to = std::min<long long>(size, from + kChunk);
         soci::statement st =
             (sql.prepare << "SELECT idx, leaf_hash FROM audit_entries WHERE "
                             "idx >= :a AND idx < :b ORDER BY idx",
              soci::use(from), soci::use(to), soci::into(idx), soci::into(hex));
         st.execute(false);
         while (st.fetch()) {
-          if (idx != from + static_cast<long long>(leaves.size())) {
-            return absl::DataLossError(
-                absl::StrCat("audit record ", from + leaves.size(),
-                             " is missing from the log"));
-          }
+          if (idx != from + static_cast<long long>(leaves.size())) break;
           absl::StatusOr<std::string> h = db::DecodeHexColumn(
               hex, absl::StrCat("leaf hash of audit record ", idx));
           if (!h.ok()) return h.status();
@@ -429,11 +487,11 @@ class SqlGatewayStore final : public GatewayStore {
         std::vector<std::string> rows;
         for (const std::string& leaf : leaves) {
           std::vector<std::string> completed;
-          range.Append(leaf, &completed);
+          next.Append(leaf, &completed);
           for (size_t j = 0; j < completed.size(); ++j) {
             const int level = static_cast<int>(j) + 1;
             rows.push_back(absl::StrCat("(", level, ", ",
-                                        (range.size() >> level) - 1, ", '",
+                                        (next.size() >> level) - 1, ", '",
                                         Hex(completed[j]), "')"));
           }
         }
@@ -441,21 +499,37 @@ class SqlGatewayStore final : public GatewayStore {
           const size_t end = std::min(rows.size(), r + 500);
           sql << absl::StrCat(
               "INSERT INTO audit_nodes (level, idx, hash) VALUES ",
-              absl::StrJoin(rows.begin() + r, rows.begin() + end, ", "));
+              absl::StrJoin(rows.begin() + r, rows.begin() + end, ", "),
+              kUpsertNode);
         }
-        added += rows.size();
+        rows_written = rows.size();
+        return absl::OkStatus();
+      });
+      if (!s.ok()) return s;
+      range = std::move(next);
+      written += rows_written;
+    }
+    if (size > 0) {
+      absl::StatusOr<std::string> root = RootAt(static_cast<uint64_t>(size));
+      if (!root.ok()) return root.status();
+      if (range.Root() != *root) {
+        return absl::DataLossError(absl::StrCat(
+            "the audit log's leaf hashes do not add up to the root it "
+            "recorded at ",
+            size, " records (`certplane audit verify` names the changed one)"));
       }
-      absl::StatusOr<std::string> head =
-          db::DecodeHexColumn(head_hex, "audit log head");
-      if (!head.ok()) return head.status();
-      if (range.Encode() != *head) {
-        return absl::DataLossError(
-            "the audit log's leaf hashes do not add up to its head");
-      }
+    }
+    // Rows beyond the log's end (put there by hand) would make an append
+    // that completes them overwrite them, and the count above wrong. The
+    // size is read by the statement itself, so that subtrees an append
+    // committed meanwhile stay.
+    s = db_.Transact([&](soci::session& sql) -> absl::Status {
+      sql << "DELETE FROM audit_nodes WHERE idx >= "
+             "((SELECT size FROM audit_head WHERE id = 1) >> level)";
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
-    return added;
+    return written;
   }
 
   absl::StatusOr<std::string> RootAt(uint64_t size) override {

@@ -39,8 +39,8 @@ struct LocalPlatformOptions {
   db::Dialect dialect = db::Dialect::kSqlite;
   // IssuanceConfig text; empty: the service's default (an internal CA, an
   // upload issuer, one approval per order).
-  std::string issuance_config;
-  std::vector<std::string> gateway_flags;
+  std::string issuance_config{};
+  std::vector<std::string> gateway_flags{};
   // Service identities from `certplane-admin bootstrap` and mTLS between
   // every process (TLS at the gateway's front), as `make run` runs it;
   // otherwise plaintext development mode.
