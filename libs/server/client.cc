@@ -13,9 +13,12 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "libs/server/internal/tls_files.h"
+#include "libs/server/internal/tls_stage.h"
 #include "libs/server/request_id.h"
 
 namespace certplane::server {
@@ -27,6 +30,7 @@ ClientOptions ClientOptionsFromServerOptions(const ServerOptions& options) {
   client.tls_cert_file = options.tls_cert_file;
   client.tls_key_file = options.tls_key_file;
   client.tls_ca_file = options.tls_client_ca_file;
+  client.tls_reload_interval = options.tls_reload_interval;
   return client;
 }
 
@@ -44,24 +48,32 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateClientChannel(
         " needs mutual TLS: set the certificate, key and CA files, or "
         "--insecure_plaintext_for_development for local development"));
   }
-  absl::StatusOr<std::string> cert =
-      internal::ReadPemFile(options.tls_cert_file, "client certificate");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key =
-      internal::ReadPemFile(options.tls_key_file, "client key");
-  if (!key.ok()) return key.status();
-  absl::StatusOr<std::string> ca =
-      internal::ReadPemFile(options.tls_ca_file, "CA bundle");
-  if (!ca.ok()) return ca.status();
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = *std::move(ca);
-  ssl.pem_private_key = *std::move(key);
-  ssl.pem_cert_chain = *std::move(cert);
+  // Checked now, then re-read every tls_reload_interval, so a renewed
+  // identity needs no new channel (internal/tls_stage.h). The server's
+  // certificate is checked against the CA bundle and its name against the
+  // target's host (or tls_server_name).
+  absl::StatusOr<
+      std::shared_ptr<grpc::experimental::CertificateProviderInterface>>
+      provider = internal::WatchTlsFiles({.cert_file = options.tls_cert_file,
+                                          .key_file = options.tls_key_file,
+                                          .ca_file = options.tls_ca_file,
+                                          .cert_name = "client certificate",
+                                          .key_name = "client key",
+                                          .ca_name = "CA bundle"},
+                                         options.tls_reload_interval);
+  if (!provider.ok()) return provider.status();
+  grpc::experimental::TlsChannelCredentialsOptions tls;
+  tls.set_certificate_provider(*std::move(provider));
+  tls.watch_root_certs();
+  tls.watch_identity_key_cert_pairs();
+  tls.set_verify_server_certs(true);
+  tls.set_certificate_verifier(
+      std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
   if (!options.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(options.tls_server_name);
   }
-  return grpc::CreateCustomChannel(std::string(target),
-                                   grpc::SslCredentials(ssl), args);
+  return grpc::CreateCustomChannel(
+      std::string(target), grpc::experimental::TlsCredentials(tls), args);
 }
 
 std::unique_ptr<grpc::ClientContext> NewClientContext(

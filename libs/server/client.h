@@ -41,6 +41,8 @@ struct ClientOptions {
   // Expected name in the server's certificate when it differs from the
   // target's host (tests, IP targets). Empty: the target's host.
   std::string tls_server_name;
+  // How often the three files are read again (ServerOptions's field).
+  absl::Duration tls_reload_interval = absl::Minutes(1);
 };
 
 // The server's TLS material reused for outgoing calls: one identity per

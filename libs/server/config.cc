@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, tls_key_file, "",
           "PEM file with the server's private key.");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "PEM CA bundle that client certificates must chain to (mTLS).");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Minutes(1),
+          "How often the TLS files are read again, so that a renewed "
+          "certificate is served without a restart (1s to 24h).");
 ABSL_FLAG(bool, insecure_plaintext_for_development, false,
           "Serve plaintext gRPC on a loopback address. Development only.");
 ABSL_FLAG(absl::Duration, shutdown_grace_period, absl::Seconds(10),
@@ -87,6 +90,7 @@ absl::StatusOr<ServerOptions> ServerOptionsFromFlags(
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  options.tls_reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
   options.insecure_plaintext_for_development =
       absl::GetFlag(FLAGS_insecure_plaintext_for_development);
   options.shutdown_grace_period = absl::GetFlag(FLAGS_shutdown_grace_period);

@@ -34,6 +34,7 @@ ABSL_DECLARE_FLAG(std::string, metrics_address);
 ABSL_DECLARE_FLAG(std::string, tls_cert_file);
 ABSL_DECLARE_FLAG(std::string, tls_key_file);
 ABSL_DECLARE_FLAG(std::string, tls_client_ca_file);
+ABSL_DECLARE_FLAG(absl::Duration, tls_reload_interval);
 ABSL_DECLARE_FLAG(bool, insecure_plaintext_for_development);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace_period);
 ABSL_DECLARE_FLAG(std::string, log_level);
@@ -66,6 +67,7 @@ void SetServerFlagDefaults(absl::string_view listen_address,
 //   --tls_cert_file, --tls_key_file     server certificate chain and key (PEM)
 //   --tls_client_ca_file                CA bundle that client certs must
 //                                       chain to (mTLS, always required)
+//   --tls_reload_interval               how often the TLS files are re-read
 //   --insecure_plaintext_for_development  no TLS; loopback addresses only
 //   --shutdown_grace_period             time in-flight RPCs get on SIGTERM
 //   --log_level                         debug, info, warning, error

@@ -110,6 +110,13 @@ TEST_CASE("TlsIsRequiredWithoutTheDevelopmentFlag") {
                       "--tls_client_ca_file is required"));
   options.tls_client_ca_file = "ca.pem";
   CHECK_THAT(ValidateServerOptions(options), IsOk());
+  for (absl::Duration bad :
+       {absl::ZeroDuration(), absl::Milliseconds(500), absl::Hours(25)}) {
+    options.tls_reload_interval = bad;
+    CHECK_THAT(ValidateServerOptions(options),
+               StatusIs(absl::StatusCode::kInvalidArgument,
+                        "--tls_reload_interval must be from 1s to 24h"));
+  }
 }
 
 TEST_CASE("PlaintextIsRefusedOnNonLoopbackAddresses") {

@@ -37,6 +37,12 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
     }
     return absl::OkStatus();
   }
+  if (options.tls_reload_interval < absl::Seconds(1) ||
+      options.tls_reload_interval > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls_reload_interval must be from 1s to 24h, got ",
+                     absl::FormatDuration(options.tls_reload_interval)));
+  }
   struct Required {
     const char* flag;
     const std::string& value;

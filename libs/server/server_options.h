@@ -33,6 +33,11 @@ struct ServerOptions {
   // false: people come with tokens over TLS, services with certificates
   // (which are still verified against tls_client_ca_file when presented).
   bool require_client_certificate = true;
+  // How often the three TLS files are read again: a renewed certificate
+  // (certplane-admin bootstrap renews 30 days before expiry) or CA bundle
+  // is served on new connections within this long, without a restart.
+  // From 1 second to 24 hours.
+  absl::Duration tls_reload_interval = absl::Minutes(1);
 
   // On Shutdown(), in-flight RPCs get this long to finish before they are
   // cancelled.
@@ -44,7 +49,8 @@ struct ServerOptions {
 
 // INVALID_ARGUMENT, naming the option and what to do, when `options` cannot
 // work (missing TLS files without the plaintext flag, plaintext on a
-// non-loopback address, a malformed address, a non-positive grace period).
+// non-loopback address, a malformed address, a non-positive grace period,
+// a TLS reload interval outside 1 s to 24 h).
 // Does not touch the files.
 absl::Status ValidateServerOptions(const ServerOptions& options);
 

@@ -25,9 +25,11 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "libs/server/internal/observability_interceptor.h"
-#include "libs/server/internal/tls_files.h"
+#include "libs/server/internal/tls_stage.h"
 #include "libs/server/json_log.h"
 #include "libs/server/shutdown_signal.h"
 #include "prometheus/exposer.h"
@@ -133,22 +135,25 @@ absl::Status ServerRunner::Start() {
         "serving plaintext gRPC (development only)",
         {{"app", options.app_name}, {"address", options.listen_address}});
   } else {
-    absl::StatusOr<std::string> cert =
-        internal::ReadPemFile(options.tls_cert_file, "--tls_cert_file");
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key =
-        internal::ReadPemFile(options.tls_key_file, "--tls_key_file");
-    if (!key.ok()) return key.status();
-    absl::StatusOr<std::string> ca = internal::ReadPemFile(
-        options.tls_client_ca_file, "--tls_client_ca_file");
-    if (!ca.ok()) return ca.status();
-    grpc::SslServerCredentialsOptions ssl(
+    // Checked now (startup fails naming a bad file), then re-read every
+    // tls_reload_interval, so a renewed certificate needs no restart
+    // (internal/tls_stage.h).
+    absl::StatusOr<
+        std::shared_ptr<grpc::experimental::CertificateProviderInterface>>
+        provider =
+            internal::WatchTlsFiles({.cert_file = options.tls_cert_file,
+                                     .key_file = options.tls_key_file,
+                                     .ca_file = options.tls_client_ca_file},
+                                    options.tls_reload_interval);
+    if (!provider.ok()) return provider.status();
+    grpc::experimental::TlsServerCredentialsOptions tls(*std::move(provider));
+    tls.watch_root_certs();
+    tls.watch_identity_key_cert_pairs();
+    tls.set_cert_request_type(
         options.require_client_certificate
             ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
             : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_root_certs = *std::move(ca);
-    ssl.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
-    credentials = grpc::SslServerCredentials(ssl);
+    credentials = grpc::experimental::TlsServerCredentials(tls);
   }
 
   // Process-wide switches; both are idempotent.

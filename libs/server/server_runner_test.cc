@@ -526,6 +526,25 @@ class TestPki {
   }
   ~TestPki() { std::filesystem::remove_all(dir_); }
 
+  // A new key and certificate for `name` ("server" or "client"), with
+  // common name `cn`, from the same CA, each moved into place whole (key
+  // first), as certplane-admin bootstrap renews them.
+  void Renew(const std::string& name, const std::string& cn) {
+    const std::string script = absl::StrCat(
+        "set -e; cd '", dir_, "'\n",
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout new.key -out new.csr -subj /CN=",
+        cn, "\n",
+        "openssl x509 -req -in new.csr -CA ca.pem -CAkey ca.key "
+        "-set_serial 0x$(openssl rand -hex 8) -days 1 -extfile ",
+        name, ".ext -out new.pem\n", "mv new.key ", name, ".key\n",
+        "mv new.pem ", name, ".pem\n");
+    std::ofstream(dir_ + "/renew.sh") << script;
+    REQUIRE(std::system(absl::StrCat("sh '", dir_, "/renew.sh' >'", dir_,
+                                     "/openssl.log' 2>&1")
+                            .c_str()) == 0);
+  }
+
   std::string Path(const std::string& name) const {
     return absl::StrCat(dir_, "/", name);
   }
@@ -618,6 +637,134 @@ TEST_CASE("MutualTlsAcceptsAClientCertificateFromTheCaAndRejectsNone") {
     CHECK(stub->Echo(&context, request, &response).error_code() ==
           grpc::StatusCode::UNAVAILABLE);
   }
+}
+
+TEST_CASE("AKeyThatIsNotTheCertificatesStopsTheServerAndTheChannelAtStart") {
+  TestPki pki;
+  ServerOptions options = PlaintextOptions();
+  options.insecure_plaintext_for_development = false;
+  options.tls_cert_file = pki.Path("server.pem");
+  options.tls_key_file = pki.Path("stranger.key");
+  options.tls_client_ca_file = pki.Path("ca.pem");
+  ServerRunner runner(options);
+  CHECK_THAT(runner.Start(),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      absl::StrCat("the key in --tls_key_file \"",
+                                   pki.Path("stranger.key"),
+                                   "\" does not belong to the first "
+                                   "certificate in --tls_cert_file")));
+  ClientOptions client;
+  client.tls_cert_file = pki.Path("client.pem");
+  client.tls_key_file = pki.Path("client.key");
+  client.tls_ca_file = pki.Path("client.key");
+  CHECK_THAT(CreateClientChannel("127.0.0.1:1", client).status(),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "does not hold a CA certificate"));
+  client.tls_ca_file = pki.Path("missing.pem");
+  CHECK_THAT(CreateClientChannel("127.0.0.1:1", client).status(),
+             StatusIs(absl::StatusCode::kNotFound, "cannot open CA bundle"));
+}
+
+// The server's certificate as a client saw it on a new connection, or the
+// call's error.
+absl::StatusOr<std::string> ServedCertificate(int port,
+                                              const ClientOptions& client,
+                                              const std::string& request_id) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      CreateClientChannel(absl::StrCat("127.0.0.1:", port), client);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<grpc::ClientContext> context =
+      NewClientContext(absl::Seconds(5));
+  context->AddMetadata("x-request-id", request_id);
+  EchoRequest request;
+  request.set_message("which certificate?");
+  EchoResponse response;
+  grpc::Status status =
+      EchoService::NewStub(*channel)->Echo(context.get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  std::vector<grpc::string_ref> pem =
+      context->auth_context()->FindPropertyValues("x509_pem_cert");
+  if (pem.size() != 1) return absl::InternalError("no peer certificate");
+  return std::string(pem[0].data(), pem[0].size());
+}
+
+TEST_CASE("RenewedTlsFilesReachNewConnectionsWithoutARestart") {
+  TestPki pki;
+  ServerOptions options = PlaintextOptions();
+  options.insecure_plaintext_for_development = false;
+  options.tls_cert_file = pki.Path("server.pem");
+  options.tls_key_file = pki.Path("server.key");
+  options.tls_client_ca_file = pki.Path("ca.pem");
+  options.tls_reload_interval = absl::Seconds(1);
+  EchoServiceImpl service;
+  ServerRunner runner(options);
+  REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
+               IsOk());
+  REQUIRE_THAT(runner.Start(), IsOk());
+  ClientOptions client;
+  client.tls_cert_file = pki.Path("client.pem");
+  client.tls_key_file = pki.Path("client.key");
+  client.tls_ca_file = pki.Path("ca.pem");
+  client.tls_server_name = "localhost";
+  client.tls_reload_interval = absl::Seconds(1);
+
+  CapturedLogs logs;
+  const std::string first = pki.Read("server.pem");
+  CHECK(ValueOrDie(ServedCertificate(runner.port(), client, "before")) ==
+        first);
+  // A channel made before the renewal, first used after it.
+  auto late = ValueOrDie(
+      CreateClientChannel(absl::StrCat("127.0.0.1:", runner.port()), client));
+
+  pki.Renew("server", "server");
+  pki.Renew("client", "client-renewed");
+  const std::string renewed = pki.Read("server.pem");
+  REQUIRE(renewed != first);
+  // Within a few reload intervals, new connections get the new certificate.
+  absl::StatusOr<std::string> served;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(15);
+       absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(250))) {
+    served = ServedCertificate(runner.port(), client, "after");
+    if (served.ok() && *served == renewed) break;
+  }
+  REQUIRE_THAT(served, IsOk());
+  CHECK(*served == renewed);
+  // The client side re-read its identity too: the server sees the renewed
+  // client certificate on the channel made before the renewal.
+  absl::SleepFor(absl::Seconds(2));
+  {
+    std::unique_ptr<grpc::ClientContext> context =
+        NewClientContext(absl::Seconds(5));
+    context->AddMetadata("x-request-id", "late-channel");
+    EchoRequest request;
+    EchoResponse response;
+    REQUIRE(EchoService::NewStub(late)
+                ->Echo(context.get(), request, &response)
+                .ok());
+  }
+  std::vector<std::string> lines = logs.LinesContaining("late-channel");
+  REQUIRE(lines.size() == 1);
+  CHECK(absl::StrContains(lines[0], "\"peer_identity\":\"client-renewed\""));
+
+  // The server's name is still checked.
+  ClientOptions wrong_name = client;
+  wrong_name.tls_server_name = "elsewhere.example";
+  CHECK_THAT(ServedCertificate(runner.port(), wrong_name, "wrong-name"),
+             StatusIs(absl::StatusCode::kUnavailable));
+
+  // A file that stops being a certificate (a botched copy) leaves the last
+  // good one in service.
+  std::ofstream(pki.Path("server.pem"), std::ios::trunc) << "not a pem\n";
+  absl::SleepFor(absl::Seconds(3));
+  CHECK(ValueOrDie(ServedCertificate(runner.port(), client, "garbage")) ==
+        renewed);
+  // So does a key that does not belong to the certificate beside it.
+  std::ofstream(pki.Path("server.pem"), std::ios::trunc) << renewed;
+  std::filesystem::copy_file(pki.Path("stranger.key"), pki.Path("server.key"),
+                             std::filesystem::copy_options::overwrite_existing);
+  absl::SleepFor(absl::Seconds(3));
+  CHECK(ValueOrDie(ServedCertificate(runner.port(), client, "mismatch")) ==
+        renewed);
 }
 
 }  // namespace

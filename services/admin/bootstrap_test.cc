@@ -32,8 +32,8 @@ TEST_CASE("BootstrapMakesACaAndAnIdentityPerServiceAndKeepsThem") {
   BootstrapReport first = ValueOrDie(Bootstrap(options));
   CHECK(first.created.size() == 5);
   CHECK(first.kept.empty());
-  for (const std::string& name : {"ca.key", "gateway.key", "vault.key",
-                                  "inventory.key", "issuance.key"}) {
+  for (const std::string name : {"ca.key", "gateway.key", "vault.key",
+                                 "inventory.key", "issuance.key"}) {
     struct stat st;
     REQUIRE(::stat((dir / name).c_str(), &st) == 0);
     CHECK((st.st_mode & 077) == 0);
