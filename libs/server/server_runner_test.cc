@@ -545,6 +545,25 @@ class TestPki {
                             .c_str()) == 0);
   }
 
+  // A server on this PKI's server certificate and `key`.
+  ServerOptions Server(const std::string& key = "server.key") const {
+    ServerOptions options = PlaintextOptions();
+    options.insecure_plaintext_for_development = false;
+    options.tls_cert_file = Path("server.pem");
+    options.tls_key_file = Path(key);
+    options.tls_client_ca_file = Path("ca.pem");
+    return options;
+  }
+  // A client with the client certificate, expecting "localhost".
+  ClientOptions Client() const {
+    ClientOptions client;
+    client.tls_cert_file = Path("client.pem");
+    client.tls_key_file = Path("client.key");
+    client.tls_ca_file = Path("ca.pem");
+    client.tls_server_name = "localhost";
+    return client;
+  }
+
   std::string Path(const std::string& name) const {
     return absl::StrCat(dir_, "/", name);
   }
@@ -569,13 +588,8 @@ std::unique_ptr<EchoService::Stub> TlsStub(
 
 TEST_CASE("MutualTlsAcceptsAClientCertificateFromTheCaAndRejectsNone") {
   TestPki pki;
-  ServerOptions options = PlaintextOptions();
-  options.insecure_plaintext_for_development = false;
-  options.tls_cert_file = pki.Path("server.pem");
-  options.tls_key_file = pki.Path("server.key");
-  options.tls_client_ca_file = pki.Path("ca.pem");
   EchoServiceImpl service;
-  ServerRunner runner(options);
+  ServerRunner runner(pki.Server());
   REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
                IsOk());
   REQUIRE_THAT(runner.Start(), IsOk());
@@ -584,11 +598,7 @@ TEST_CASE("MutualTlsAcceptsAClientCertificateFromTheCaAndRejectsNone") {
   request.set_message("over mtls");
   {
     CapturedLogs logs;
-    ClientOptions client;
-    client.tls_cert_file = pki.Path("client.pem");
-    client.tls_key_file = pki.Path("client.key");
-    client.tls_ca_file = pki.Path("ca.pem");
-    client.tls_server_name = "localhost";
+    ClientOptions client = pki.Client();
     auto channel = ValueOrDie(
         CreateClientChannel(absl::StrCat("127.0.0.1:", runner.port()), client));
     std::unique_ptr<grpc::ClientContext> context =
@@ -641,21 +651,14 @@ TEST_CASE("MutualTlsAcceptsAClientCertificateFromTheCaAndRejectsNone") {
 
 TEST_CASE("AKeyThatIsNotTheCertificatesStopsTheServerAndTheChannelAtStart") {
   TestPki pki;
-  ServerOptions options = PlaintextOptions();
-  options.insecure_plaintext_for_development = false;
-  options.tls_cert_file = pki.Path("server.pem");
-  options.tls_key_file = pki.Path("stranger.key");
-  options.tls_client_ca_file = pki.Path("ca.pem");
-  ServerRunner runner(options);
+  ServerRunner runner(pki.Server("stranger.key"));
   CHECK_THAT(runner.Start(),
              StatusIs(absl::StatusCode::kInvalidArgument,
                       absl::StrCat("the key in --tls_key_file \"",
                                    pki.Path("stranger.key"),
                                    "\" does not belong to the first "
                                    "certificate in --tls_cert_file")));
-  ClientOptions client;
-  client.tls_cert_file = pki.Path("client.pem");
-  client.tls_key_file = pki.Path("client.key");
+  ClientOptions client = pki.Client();
   client.tls_ca_file = pki.Path("client.key");
   CHECK_THAT(CreateClientChannel("127.0.0.1:1", client).status(),
              StatusIs(absl::StatusCode::kInvalidArgument,
@@ -690,22 +693,14 @@ absl::StatusOr<std::string> ServedCertificate(int port,
 
 TEST_CASE("RenewedTlsFilesReachNewConnectionsWithoutARestart") {
   TestPki pki;
-  ServerOptions options = PlaintextOptions();
-  options.insecure_plaintext_for_development = false;
-  options.tls_cert_file = pki.Path("server.pem");
-  options.tls_key_file = pki.Path("server.key");
-  options.tls_client_ca_file = pki.Path("ca.pem");
+  ServerOptions options = pki.Server();
   options.tls_reload_interval = absl::Seconds(1);
   EchoServiceImpl service;
   ServerRunner runner(options);
   REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
                IsOk());
   REQUIRE_THAT(runner.Start(), IsOk());
-  ClientOptions client;
-  client.tls_cert_file = pki.Path("client.pem");
-  client.tls_key_file = pki.Path("client.key");
-  client.tls_ca_file = pki.Path("ca.pem");
-  client.tls_server_name = "localhost";
+  ClientOptions client = pki.Client();
   client.tls_reload_interval = absl::Seconds(1);
 
   CapturedLogs logs;
