@@ -35,7 +35,7 @@ struct ServerOptions {
   bool require_client_certificate = true;
   // How often the three TLS files are read again: a renewed certificate
   // (certplane-admin bootstrap renews 30 days before expiry) or CA bundle
-  // is served on new connections within this long, without a restart.
+  // is served on new connections within two of these, without a restart.
   // From 1 second to 24 hours.
   absl::Duration tls_reload_interval = absl::Minutes(1);
 

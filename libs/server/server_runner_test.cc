@@ -658,11 +658,25 @@ TEST_CASE("AKeyThatIsNotTheCertificatesStopsTheServerAndTheChannelAtStart") {
                                    pki.Path("stranger.key"),
                                    "\" does not belong to the first "
                                    "certificate in --tls_cert_file")));
+  // A chain with a PKCS7 block, which gRPC cannot read.
+  REQUIRE(std::system(absl::StrCat("openssl crl2pkcs7 -nocrl -certfile '",
+                                   pki.Path("server.pem"), "' >> '",
+                                   pki.Path("server-p7.pem"), "'")
+                          .c_str()) == 0);
+  std::ofstream(pki.Path("server-p7.pem"), std::ios::app)
+      << pki.Read("server.pem");
+  ServerOptions p7 = pki.Server();
+  p7.tls_cert_file = pki.Path("server-p7.pem");
+  ServerRunner p7_runner(p7);
+  CHECK_THAT(p7_runner.Start(),
+             StatusIs(absl::StatusCode::kInvalidArgument,
+                      "(CERTIFICATE blocks only): it holds other blocks"));
+
   ClientOptions client = pki.Client();
   client.tls_ca_file = pki.Path("client.key");
   CHECK_THAT(CreateClientChannel("127.0.0.1:1", client).status(),
              StatusIs(absl::StatusCode::kInvalidArgument,
-                      "does not hold a CA certificate"));
+                      "does not hold CA certificates"));
   client.tls_ca_file = pki.Path("missing.pem");
   CHECK_THAT(CreateClientChannel("127.0.0.1:1", client).status(),
              StatusIs(absl::StatusCode::kNotFound, "cannot open CA bundle"));
@@ -707,9 +721,13 @@ TEST_CASE("RenewedTlsFilesReachNewConnectionsWithoutARestart") {
   const std::string first = pki.Read("server.pem");
   CHECK(ValueOrDie(ServedCertificate(runner.port(), client, "before")) ==
         first);
-  // A channel made before the renewal, first used after it.
-  auto late = ValueOrDie(
-      CreateClientChannel(absl::StrCat("127.0.0.1:", runner.port()), client));
+  // Channels made before the renewal, first used after it (several: each
+  // gets one try, a second apart, to have re-read its identity).
+  std::vector<std::shared_ptr<grpc::Channel>> late;
+  for (int i = 0; i < 10; ++i) {
+    late.push_back(ValueOrDie(CreateClientChannel(
+        absl::StrCat("127.0.0.1:", runner.port()), client)));
+  }
 
   pki.Renew("server", "server");
   pki.Renew("client", "client-renewed");
@@ -725,21 +743,25 @@ TEST_CASE("RenewedTlsFilesReachNewConnectionsWithoutARestart") {
   REQUIRE_THAT(served, IsOk());
   CHECK(*served == renewed);
   // The client side re-read its identity too: the server sees the renewed
-  // client certificate on the channel made before the renewal.
-  absl::SleepFor(absl::Seconds(2));
-  {
+  // client certificate on a channel made before the renewal.
+  bool renewed_identity_seen = false;
+  for (size_t i = 0; i < late.size() && !renewed_identity_seen; ++i) {
+    absl::SleepFor(absl::Seconds(1));
+    const std::string id = absl::StrCat("late-channel-", i);
     std::unique_ptr<grpc::ClientContext> context =
         NewClientContext(absl::Seconds(5));
-    context->AddMetadata("x-request-id", "late-channel");
+    context->AddMetadata("x-request-id", id);
     EchoRequest request;
     EchoResponse response;
-    REQUIRE(EchoService::NewStub(late)
+    REQUIRE(EchoService::NewStub(late[i])
                 ->Echo(context.get(), request, &response)
                 .ok());
+    std::vector<std::string> lines = logs.LinesContaining(id);
+    REQUIRE(lines.size() == 1);
+    renewed_identity_seen =
+        absl::StrContains(lines[0], "\"peer_identity\":\"client-renewed\"");
   }
-  std::vector<std::string> lines = logs.LinesContaining("late-channel");
-  REQUIRE(lines.size() == 1);
-  CHECK(absl::StrContains(lines[0], "\"peer_identity\":\"client-renewed\""));
+  CHECK(renewed_identity_seen);
 
   // The server's name is still checked.
   ClientOptions wrong_name = client;
@@ -748,16 +770,28 @@ TEST_CASE("RenewedTlsFilesReachNewConnectionsWithoutARestart") {
              StatusIs(absl::StatusCode::kUnavailable));
 
   // A file that stops being a certificate (a botched copy) leaves the last
-  // good one in service.
+  // good one in service: once the stage has refused it, and gRPC's watcher
+  // has had time to read the stage again, the renewed one is still served.
+  auto refused = [&](absl::string_view error) {
+    for (absl::Time deadline = absl::Now() + absl::Seconds(15);
+         absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(100))) {
+      for (const std::string& line : logs.LinesContaining("not reloaded")) {
+        if (absl::StrContains(line, error)) return true;
+      }
+    }
+    return false;
+  };
   std::ofstream(pki.Path("server.pem"), std::ios::trunc) << "not a pem\n";
-  absl::SleepFor(absl::Seconds(3));
+  REQUIRE(refused("holds no PEM block"));
+  absl::SleepFor(absl::Milliseconds(2500));
   CHECK(ValueOrDie(ServedCertificate(runner.port(), client, "garbage")) ==
         renewed);
   // So does a key that does not belong to the certificate beside it.
   std::ofstream(pki.Path("server.pem"), std::ios::trunc) << renewed;
   std::filesystem::copy_file(pki.Path("stranger.key"), pki.Path("server.key"),
                              std::filesystem::copy_options::overwrite_existing);
-  absl::SleepFor(absl::Seconds(3));
+  REQUIRE(refused("does not belong to the first certificate"));
+  absl::SleepFor(absl::Milliseconds(2500));
   CHECK(ValueOrDie(ServedCertificate(runner.port(), client, "mismatch")) ==
         renewed);
 }

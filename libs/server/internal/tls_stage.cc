@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,14 +14,16 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "libs/crypto/certificate.h"
 #include "libs/crypto/digest.h"
@@ -104,6 +107,19 @@ absl::StatusOr<int> NewMemoryFile(absl::string_view data) {
   return fd;
 }
 
+// Whether every PEM block in `pem` is a CERTIFICATE: what gRPC's loader
+// reads (ReadPem would also take PKCS7 blocks, which gRPC cannot).
+bool OnlyCertificateBlocks(absl::string_view pem) {
+  constexpr absl::string_view kBegin = "-----BEGIN ";
+  for (size_t at = pem.find(kBegin); at != absl::string_view::npos;
+       at = pem.find(kBegin, at + kBegin.size())) {
+    if (!absl::StartsWith(pem.substr(at + kBegin.size()), "CERTIFICATE-----")) {
+      return false;
+    }
+  }
+  return true;
+}
+
 class Stage {
  public:
   Stage(TlsFiles files, absl::Duration interval)
@@ -111,7 +127,10 @@ class Stage {
 
   // Reads the files; when they changed and pass the checks, puts them in
   // place of the staged ones (the first time: creates the staged files).
+  // The lock is held throughout, so that a slow refresh cannot put older
+  // files back after a newer one.
   absl::Status Refresh() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     absl::StatusOr<std::string> chain =
         ReadPemFile(files_.cert_file, files_.cert_name);
     if (!chain.ok()) return chain.status();
@@ -122,7 +141,6 @@ class Stage {
         ReadPemFile(files_.ca_file, files_.ca_name);
     if (!ca.ok()) return ca.status();
     const std::string digest = crypto::Sha256Of({*chain, key->view(), *ca});
-    absl::MutexLock lock(&mu_);
     if (digest == digest_) return absl::OkStatus();
     if (absl::Status s = Check(*chain, *key, *ca); !s.ok()) return s;
 
@@ -139,12 +157,28 @@ class Stage {
       ::close(*identity_fd);
       return ca_fd.status();
     }
+    // gRPC reads the identity path twice (key, then chain) and trusts the
+    // pair when the file's modification time, in whole seconds, is the same
+    // before and after: each new file's time is a second past the last.
+    const int64_t stamp =
+        std::max<int64_t>(absl::ToUnixSeconds(absl::Now()), last_stamp_ + 1);
+    const struct timespec times[2] = {{static_cast<time_t>(stamp), 0},
+                                      {static_cast<time_t>(stamp), 0}};
+    if (::futimens(*identity_fd, times) != 0 ||
+        ::futimens(*ca_fd, times) != 0) {
+      int error = errno;
+      ::close(*identity_fd);
+      ::close(*ca_fd);
+      return ErrnoError(error, "stamping an in-memory TLS file");
+    }
     if (identity_fd_ < 0) {
       identity_fd_ = *identity_fd;
       ca_fd_ = *ca_fd;
     } else {
       // Each path now opens the new file; readers that opened the old one
-      // finish reading it.
+      // finish reading it. The two swaps are separate: if the second one
+      // failed, the new identity would meet the old CA bundle until the
+      // next refresh, which digest_ (unchanged) makes try again.
       if (::dup3(*identity_fd, identity_fd_, O_CLOEXEC) < 0 ||
           ::dup3(*ca_fd, ca_fd_, O_CLOEXEC) < 0) {
         int error = errno;
@@ -154,7 +188,9 @@ class Stage {
       }
       ::close(*identity_fd);
       ::close(*ca_fd);
+      log::Info("TLS files reloaded", {{"cert_file", files_.cert_file}});
     }
+    last_stamp_ = stamp;
     digest_ = digest;
     return absl::OkStatus();
   }
@@ -170,14 +206,13 @@ class Stage {
           log::Warning(
               "TLS files not reloaded; the last good ones stay in service",
               {{"error", std::string(s.message())}});
-        } else if (s.ok() && !last_error.empty()) {
-          log::Info("TLS files reloaded", {{"cert_file", files_.cert_file}});
         }
         last_error = s.ok() ? "" : std::string(s.message());
       }
     }).detach();
   }
 
+  // What gRPC reads. The numbers never change after the first Refresh.
   std::string identity_path() const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     return absl::StrCat("/proc/self/fd/", identity_fd_);
@@ -192,11 +227,14 @@ class Stage {
   absl::Status Check(const std::string& chain, const SecretBytes& key,
                      const std::string& ca) const {
     absl::StatusOr<crypto::ParsedBundle> certs = crypto::ReadPem(chain);
-    if (!certs.ok() || certs->certificates.empty()) {
+    if (!certs.ok() || certs->certificates.empty() ||
+        !OnlyCertificateBlocks(chain)) {
       return absl::InvalidArgumentError(absl::StrCat(
           files_.cert_name, " \"", files_.cert_file,
-          "\" does not hold a certificate chain: ",
-          certs.ok() ? "no certificate" : certs.status().message()));
+          "\" does not hold a certificate chain (CERTIFICATE blocks only): ",
+          !certs.ok()                   ? certs.status().message()
+          : certs->certificates.empty() ? "no certificate"
+                                        : "it holds other blocks"));
     }
     absl::StatusOr<crypto::PrivateKey> private_key =
         crypto::PrivateKey::FromPem(key.view());
@@ -213,11 +251,14 @@ class Stage {
                        files_.cert_name, " \"", files_.cert_file, "\""));
     }
     absl::StatusOr<crypto::ParsedBundle> roots = crypto::ReadPem(ca);
-    if (!roots.ok() || roots->certificates.empty()) {
+    if (!roots.ok() || roots->certificates.empty() ||
+        !OnlyCertificateBlocks(ca)) {
       return absl::InvalidArgumentError(absl::StrCat(
           files_.ca_name, " \"", files_.ca_file,
-          "\" does not hold a CA certificate: ",
-          roots.ok() ? "no certificate" : roots.status().message()));
+          "\" does not hold CA certificates (CERTIFICATE blocks only): ",
+          !roots.ok()                   ? roots.status().message()
+          : roots->certificates.empty() ? "no certificate"
+                                        : "it holds other blocks"));
     }
     return absl::OkStatus();
   }
@@ -226,38 +267,66 @@ class Stage {
   const absl::Duration interval_;
   mutable absl::Mutex mu_;
   std::string digest_ ABSL_GUARDED_BY(mu_);  // Of what is staged.
+  int64_t last_stamp_ ABSL_GUARDED_BY(mu_) = 0;
   int identity_fd_ ABSL_GUARDED_BY(mu_) = -1;
   int ca_fd_ ABSL_GUARDED_BY(mu_) = -1;
 };
 
-// The process's stages by file paths. Never destroyed: a stage's files
-// must outlive every channel and server that reads them.
+// Whether `path` reads back: gRPC only logs a file it cannot read, so a
+// stage it cannot see (no /proc) is found here, at start.
+absl::Status CheckReadable(const std::string& path) {
+  absl::StatusOr<std::string> contents = ReadPemFile(path, "staged TLS file");
+  if (!contents.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("TLS files are staged in memory and read through "
+                     "/proc/self/fd, which this process cannot read: ",
+                     contents.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+// The process's stages by file paths and the names errors give them. Never
+// destroyed: a stage's files must outlive every channel and server that
+// reads them.
 struct Stages {
   absl::Mutex mu;
-  std::map<std::tuple<std::string, std::string, std::string>,
-           std::unique_ptr<Stage>>
-      by_files ABSL_GUARDED_BY(mu);
+  std::map<std::vector<std::string>, std::unique_ptr<Stage>> by_files
+      ABSL_GUARDED_BY(mu);
 };
 
 absl::StatusOr<Stage*> StageFor(const TlsFiles& files,
                                 absl::Duration interval) {
   static Stages* const stages = new Stages;
-  absl::MutexLock lock(&stages->mu);
-  auto key = std::make_tuple(files.cert_file, files.key_file, files.ca_file);
-  auto it = stages->by_files.find(key);
-  if (it != stages->by_files.end()) {
-    // Known files: read them again now, so that a caller never starts on
-    // older files than it was given.
-    Stage* stage = it->second.get();
-    if (absl::Status s = stage->Refresh(); !s.ok()) return s;
-    return stage;
+  std::vector<std::string> key = {files.cert_file, files.key_file,
+                                  files.ca_file,   files.cert_name,
+                                  files.key_name,  files.ca_name};
+  Stage* stage = nullptr;
+  {
+    absl::MutexLock lock(&stages->mu);
+    auto it = stages->by_files.find(key);
+    if (it == stages->by_files.end()) {
+      interval = std::clamp(interval, absl::Seconds(1), absl::Hours(24));
+      auto created = std::make_unique<Stage>(files, interval);
+      if (absl::Status s = created->Refresh(); !s.ok()) return s;
+      if (absl::Status s = CheckReadable(created->identity_path()); !s.ok()) {
+        return s;
+      }
+      created->StartRefreshing();
+      Stage* raw = created.get();
+      stages->by_files.emplace(std::move(key), std::move(created));
+      return raw;
+    }
+    stage = it->second.get();
   }
-  auto stage = std::make_unique<Stage>(files, interval);
-  if (absl::Status s = stage->Refresh(); !s.ok()) return s;
-  stage->StartRefreshing();
-  Stage* raw = stage.get();
-  stages->by_files.emplace(std::move(key), std::move(stage));
-  return raw;
+  // Known files: read them again now, so that a caller starts on files no
+  // older than it was given. Files caught mid-renewal (a new key beside
+  // the old certificate) leave the last good ones, which the next refresh
+  // replaces.
+  if (absl::Status s = stage->Refresh(); !s.ok()) {
+    log::Warning("TLS files not reloaded; the last good ones stay in service",
+                 {{"error", std::string(s.message())}});
+  }
+  return stage;
 }
 
 }  // namespace

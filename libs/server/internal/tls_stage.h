@@ -10,14 +10,18 @@
 // the key and the chain together (so both change in one step) and one the
 // CA bundle. A stage re-reads the configured files every interval and
 // replaces the in-memory files whole (dup3) only when they changed and
-// pass the checks: every block parses, the key belongs to the chain's
-// first certificate, and the CA bundle holds a certificate. A failed check
-// keeps the last good files in service and is logged. The private key
-// never touches the disk again, and a killed process leaves nothing behind.
+// pass the checks: the chain and the CA bundle are CERTIFICATE blocks that
+// parse, and the key is an unencrypted private key that belongs to the
+// chain's first certificate. A failed check keeps the last good files in
+// service and is logged. The private key is not written to a file again
+// (memfd pages can still be swapped like any memory), and a killed process
+// leaves nothing behind. A renewed file reaches new connections within two
+// intervals (the stage and gRPC's watcher poll separately).
 //
-// Thread-safe. Stages are shared process-wide by file paths (a service's
-// server and its outgoing channels use one) and live until the process
-// ends.
+// Thread-safe. Stages are shared process-wide by file paths and error
+// names and live until the process ends; each provider (one per server or
+// channel) is a gRPC watcher thread of its own, so channels are meant to
+// be made at startup, not per call.
 #ifndef CERTPLANE_LIBS_SERVER_INTERNAL_TLS_STAGE_H_
 #define CERTPLANE_LIBS_SERVER_INTERNAL_TLS_STAGE_H_
 
@@ -47,8 +51,11 @@ struct TlsFiles {
 // `files`, created (and checked) on first use: NOT_FOUND/PERMISSION_DENIED
 // naming an unreadable file, INVALID_ARGUMENT naming a file that does not
 // hold what it should or a key that does not belong to the certificate.
-// The stage and the provider re-read every `interval` (1 s to 24 h; the
-// first caller's interval is kept for the stage).
+// The stage and the provider re-read every `interval` (clamped to 1 s to
+// 24 h; the first caller's is kept for the stage). For files already
+// staged, a read that fails its checks (a renewal caught between its key
+// and its certificate) is logged and the last good files are used.
+// FAILED_PRECONDITION when /proc/self/fd cannot be read.
 absl::StatusOr<
     std::shared_ptr<grpc::experimental::CertificateProviderInterface>>
 WatchTlsFiles(const TlsFiles& files, absl::Duration interval);
