@@ -719,8 +719,14 @@ absl::StatusOr<std::optional<KeyRecord>> VaultService::FindRetry(
   CERTPLANE_ASSIGN_OR_RETURN(std::optional<KeyRecord> existing,
                              store_.FindByRequestId(request_id));
   if (!existing.has_value()) return std::nullopt;
-  if (existing->owner != owner || existing->origin != origin ||
-      !same_request(*existing)) {
+  if (existing->owner != owner) {
+    // The caller may act for its own owner only: another owner's key is
+    // not named.
+    return absl::AlreadyExistsError(absl::StrCat(
+        "request_id: ", Quote(request_id),
+        " was already used for another owner's key; use a new request_id"));
+  }
+  if (existing->origin != origin || !same_request(*existing)) {
     return absl::AlreadyExistsError(absl::StrCat(
         "request_id: ", Quote(request_id), " was already used for key ",
         existing->key_id, " with a different request; use a new request_id"));

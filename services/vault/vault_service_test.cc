@@ -366,7 +366,17 @@ TEST_CASE("GenerateKeyIsIdempotentByRequestId") {
     different.set_request_id("req-1");
     v1::Key key;
     CHECK_THAT(vault.Call(&Stub::GenerateKey, different, &key),
-               StatusIs(Code::kAlreadyExists, "request_id"));
+               StatusIs(Code::kAlreadyExists, first.key_id()));
+    // Another owner's retry of the same request_id learns nothing of the
+    // key.
+    v1::GenerateKeyRequest other_owner;
+    other_owner.mutable_spec()->set_type(common::ECDSA_P256);
+    other_owner.set_owner("billing");
+    other_owner.set_request_id("req-1");
+    absl::Status refused = vault.Call(&Stub::GenerateKey, other_owner, &key);
+    CHECK_THAT(refused, StatusIs(Code::kAlreadyExists,
+                                 "was already used for another owner's key"));
+    CHECK_FALSE(absl::StrContains(refused.message(), first.key_id()));
     v1::ListKeysResponse list;
     REQUIRE_THAT(vault.Call(&Stub::ListKeys, v1::ListKeysRequest(), &list),
                  IsOk());
