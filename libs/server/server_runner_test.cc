@@ -531,7 +531,6 @@ class TestPki {
   // first), as certplane-admin bootstrap renews them.
   void Renew(const std::string& name, const std::string& cn) {
     const std::string script = absl::StrCat(
-        "set -e; cd '", dir_, "'\n",
         "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
         "-keyout new.key -out new.csr -subj /CN=",
         cn, "\n",
@@ -539,8 +538,14 @@ class TestPki {
         "-set_serial 0x$(openssl rand -hex 8) -days 1 -extfile ",
         name, ".ext -out new.pem\n", "mv new.key ", name, ".key\n",
         "mv new.pem ", name, ".pem\n");
-    std::ofstream(dir_ + "/renew.sh") << script;
-    REQUIRE(std::system(absl::StrCat("sh '", dir_, "/renew.sh' >'", dir_,
+    Run(script);
+  }
+
+  // Runs `script` with sh in the PKI's folder; the test fails if it does.
+  void Run(const std::string& script) {
+    std::ofstream(dir_ + "/run.sh") << "set -e; cd '" << dir_ << "'\n"
+                                    << script;
+    REQUIRE(std::system(absl::StrCat("sh '", dir_, "/run.sh' >'", dir_,
                                      "/openssl.log' 2>&1")
                             .c_str()) == 0);
   }
@@ -794,6 +799,45 @@ TEST_CASE("RenewedTlsFilesReachNewConnectionsWithoutARestart") {
   absl::SleepFor(absl::Milliseconds(2500));
   CHECK(ValueOrDie(ServedCertificate(runner.port(), client, "mismatch")) ==
         renewed);
+}
+
+TEST_CASE("AClientCaAddedToTheBundleIsTrustedWithoutARestart") {
+  TestPki pki;
+  // A second CA (a CA rollover) and a client certificate from it; that
+  // client trusts both CAs.
+  pki.Run(absl::StrCat(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+      "-keyout ca2.key -out ca2.pem -days 1 -subj /CN=certplane-test-ca-2 "
+      "-addext basicConstraints=critical,CA:TRUE "
+      "-addext keyUsage=critical,keyCertSign,cRLSign\n",
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+      "-keyout client2.key -out client2.csr -subj /CN=client-of-ca-2\n",
+      "openssl x509 -req -in client2.csr -CA ca2.pem -CAkey ca2.key "
+      "-set_serial 0x$(openssl rand -hex 8) -days 1 -extfile client.ext "
+      "-out client2.pem\n",
+      "cat ca.pem ca2.pem > both.pem\n"));
+  ServerOptions options = pki.Server();
+  options.tls_reload_interval = absl::Seconds(1);
+  EchoServiceImpl service;
+  ServerRunner runner(options);
+  REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
+               IsOk());
+  REQUIRE_THAT(runner.Start(), IsOk());
+  ClientOptions client = pki.Client();
+  client.tls_cert_file = pki.Path("client2.pem");
+  client.tls_key_file = pki.Path("client2.key");
+  client.tls_ca_file = pki.Path("both.pem");
+  CHECK_THAT(ServedCertificate(runner.port(), client, "ca2-before"),
+             StatusIs(absl::StatusCode::kUnavailable));
+
+  std::ofstream(pki.Path("ca.pem"), std::ios::app) << pki.Read("ca2.pem");
+  absl::StatusOr<std::string> served;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(15);
+       absl::Now() < deadline && !served.ok();
+       absl::SleepFor(absl::Milliseconds(250))) {
+    served = ServedCertificate(runner.port(), client, "ca2-after");
+  }
+  CHECK_THAT(served, IsOk());
 }
 
 }  // namespace
