@@ -65,7 +65,8 @@ ServerOptions PlaintextOptions() {
   return options;
 }
 
-// A running runner with the echo service and a client channel to it.
+// A running runner with the echo service and a client channel to it
+// (plaintext; TLS tests make their own).
 struct EchoServer {
   explicit EchoServer(ServerOptions options = PlaintextOptions())
       : runner(std::move(options)) {
@@ -593,11 +594,8 @@ std::unique_ptr<EchoService::Stub> TlsStub(
 
 TEST_CASE("MutualTlsAcceptsAClientCertificateFromTheCaAndRejectsNone") {
   TestPki pki;
-  EchoServiceImpl service;
-  ServerRunner runner(pki.Server());
-  REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
-               IsOk());
-  REQUIRE_THAT(runner.Start(), IsOk());
+  EchoServer server(pki.Server());
+  ServerRunner& runner = server.runner;
 
   EchoRequest request;
   request.set_message("over mtls");
@@ -714,11 +712,8 @@ TEST_CASE("RenewedTlsFilesReachNewConnectionsWithoutARestart") {
   TestPki pki;
   ServerOptions options = pki.Server();
   options.tls_reload_interval = absl::Seconds(1);
-  EchoServiceImpl service;
-  ServerRunner runner(options);
-  REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
-               IsOk());
-  REQUIRE_THAT(runner.Start(), IsOk());
+  EchoServer server(options);
+  ServerRunner& runner = server.runner;
   ClientOptions client = pki.Client();
   client.tls_reload_interval = absl::Seconds(1);
 
@@ -818,11 +813,8 @@ TEST_CASE("AClientCaAddedToTheBundleIsTrustedWithoutARestart") {
       "cat ca.pem ca2.pem > both.pem\n"));
   ServerOptions options = pki.Server();
   options.tls_reload_interval = absl::Seconds(1);
-  EchoServiceImpl service;
-  ServerRunner runner(options);
-  REQUIRE_THAT(runner.AddService(&service, EchoService::service_full_name()),
-               IsOk());
-  REQUIRE_THAT(runner.Start(), IsOk());
+  EchoServer server(options);
+  ServerRunner& runner = server.runner;
   ClientOptions client = pki.Client();
   client.tls_cert_file = pki.Path("client2.pem");
   client.tls_key_file = pki.Path("client2.key");

@@ -374,28 +374,25 @@ grpc::Status AuditServiceImpl::GetInclusionProof(
       return absl::InvalidArgumentError(absl::StrCat(
           "tree_size ", size, " is beyond the log's ", log_size, " records"));
     }
-    CERTPLANE_RETURN_IF_ERROR(
-        store_.ReadSubtrees([&](audit::SubtreeHashes subtree) -> absl::Status {
+    CERTPLANE_ASSIGN_OR_RETURN(std::string root, store_.RootAt(size));
+    return store_.ReadSubtrees(
+        [&](audit::SubtreeHashes subtree) -> absl::Status {
           CERTPLANE_ASSIGN_OR_RETURN(
               std::vector<std::string> proof,
               audit::InclusionProof(subtree, request->index(), size));
           CERTPLANE_ASSIGN_OR_RETURN(std::string leaf_hash,
                                      subtree(0, request->index()));
+          CERTPLANE_RETURN_IF_ERROR(CheckStoredProof(
+              audit::VerifyInclusion(leaf_hash, request->index(), size, proof,
+                                     root),
+              size));
           response->Clear();
           response->set_index(request->index());
           response->set_tree_size(size);
           response->set_leaf_hash(std::move(leaf_hash));
           for (std::string& h : proof) response->add_hashes(std::move(h));
           return absl::OkStatus();
-        }));
-    CERTPLANE_ASSIGN_OR_RETURN(std::string root, store_.RootAt(size));
-    return CheckStoredProof(
-        audit::VerifyInclusion(
-            response->leaf_hash(), response->index(), size,
-            std::vector<std::string>(response->hashes().begin(),
-                                     response->hashes().end()),
-            root),
-        size);
+        });
   }();
   return ToGrpcStatus(status);
 }
@@ -413,27 +410,30 @@ grpc::Status AuditServiceImpl::GetConsistencyProof(
           absl::StrCat("second_tree_size ", second, " is beyond the log's ",
                        log_size, " records"));
     }
-    CERTPLANE_RETURN_IF_ERROR(
-        store_.ReadSubtrees([&](audit::SubtreeHashes subtree) -> absl::Status {
+    // A first size past the second is refused by ConsistencyProof below,
+    // before the roots are used.
+    std::string first_root;
+    if (request->first_tree_size() <= second) {
+      CERTPLANE_ASSIGN_OR_RETURN(first_root,
+                                 store_.RootAt(request->first_tree_size()));
+    }
+    CERTPLANE_ASSIGN_OR_RETURN(std::string second_root, store_.RootAt(second));
+    return store_.ReadSubtrees(
+        [&](audit::SubtreeHashes subtree) -> absl::Status {
           CERTPLANE_ASSIGN_OR_RETURN(
               std::vector<std::string> proof,
               audit::ConsistencyProof(subtree, request->first_tree_size(),
                                       second));
+          CERTPLANE_RETURN_IF_ERROR(CheckStoredProof(
+              audit::VerifyConsistency(request->first_tree_size(), second,
+                                       first_root, second_root, proof),
+              second));
           response->Clear();
           response->set_first_tree_size(request->first_tree_size());
           response->set_second_tree_size(second);
           for (std::string& h : proof) response->add_hashes(std::move(h));
           return absl::OkStatus();
-        }));
-    CERTPLANE_ASSIGN_OR_RETURN(std::string first_root,
-                               store_.RootAt(request->first_tree_size()));
-    CERTPLANE_ASSIGN_OR_RETURN(std::string second_root, store_.RootAt(second));
-    return CheckStoredProof(
-        audit::VerifyConsistency(
-            request->first_tree_size(), second, first_root, second_root,
-            std::vector<std::string>(response->hashes().begin(),
-                                     response->hashes().end())),
-        second);
+        });
   }();
   return ToGrpcStatus(status);
 }

@@ -226,16 +226,9 @@ class Stage {
  private:
   absl::Status Check(const std::string& chain, const SecretBytes& key,
                      const std::string& ca) const {
-    absl::StatusOr<crypto::ParsedBundle> certs = crypto::ReadPem(chain);
-    if (!certs.ok() || certs->certificates.empty() ||
-        !OnlyCertificateBlocks(chain)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          files_.cert_name, " \"", files_.cert_file,
-          "\" does not hold a certificate chain (CERTIFICATE blocks only): ",
-          !certs.ok()                   ? certs.status().message()
-          : certs->certificates.empty() ? "no certificate"
-                                        : "it holds other blocks"));
-    }
+    absl::StatusOr<std::vector<crypto::Certificate>> certs = ReadCertificates(
+        chain, files_.cert_name, files_.cert_file, "a certificate chain");
+    if (!certs.ok()) return certs.status();
     absl::StatusOr<crypto::PrivateKey> private_key =
         crypto::PrivateKey::FromPem(key.view());
     if (!private_key.ok()) {
@@ -244,23 +237,34 @@ class Stage {
                        "\" does not hold an unencrypted private key: ",
                        private_key.status().message()));
     }
-    if (!certs->certificates.front().CheckKeyMatches(*private_key).ok()) {
+    if (!certs->front().CheckKeyMatches(*private_key).ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("the key in ", files_.key_name, " \"", files_.key_file,
                        "\" does not belong to the first certificate in ",
                        files_.cert_name, " \"", files_.cert_file, "\""));
     }
-    absl::StatusOr<crypto::ParsedBundle> roots = crypto::ReadPem(ca);
-    if (!roots.ok() || roots->certificates.empty() ||
-        !OnlyCertificateBlocks(ca)) {
+    return ReadCertificates(ca, files_.ca_name, files_.ca_file,
+                            "CA certificates")
+        .status();
+  }
+
+  // The certificates of `pem`, which must be CERTIFICATE blocks only (what
+  // gRPC's loader reads; ReadPem would also take PKCS7 blocks); errors name
+  // the file as holding no `what`.
+  static absl::StatusOr<std::vector<crypto::Certificate>> ReadCertificates(
+      const std::string& pem, const std::string& name, const std::string& file,
+      absl::string_view what) {
+    absl::StatusOr<crypto::ParsedBundle> bundle = crypto::ReadPem(pem);
+    if (!bundle.ok() || bundle->certificates.empty() ||
+        !OnlyCertificateBlocks(pem)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          files_.ca_name, " \"", files_.ca_file,
-          "\" does not hold CA certificates (CERTIFICATE blocks only): ",
-          !roots.ok()                   ? roots.status().message()
-          : roots->certificates.empty() ? "no certificate"
-                                        : "it holds other blocks"));
+          name, " \"", file, "\" does not hold ", what,
+          " (CERTIFICATE blocks only): ",
+          !bundle.ok()                   ? bundle.status().message()
+          : bundle->certificates.empty() ? "no certificate"
+                                         : "it holds other blocks"));
     }
-    return absl::OkStatus();
+    return std::move(bundle->certificates);
   }
 
   const TlsFiles files_;
